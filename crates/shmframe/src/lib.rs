@@ -1,0 +1,55 @@
+//! # shmframe
+//!
+//! Named shared-memory channels that carry N-dimensional arrays (camera frames above all) and
+//! typed metadata between *unrelated* processes on one machine.
+//!
+//! A [`Writer`] creates a channel by name; [`Reader`]s in processes started independently open it
+//! by name. One POSIX shared-memory object (`/dev/shm/shmframe.NAME`) holds everything: header,
+//! metadata schema, a ring of slots, and the futex word readers sleep on.
+//!
+//! - Publishing never waits for readers; each slot is a seqlock, so a reader never keeps a torn
+//!   frame: copies are verified, zero-copy views pin their slot.
+//! - Readers sleep on a shared futex (no polling), learn how many frames they missed, notice
+//!   a dead writer within a second (the kernel drops the writer's `flock`), and follow the channel
+//!   when it grows for a larger frame or a new writer takes the name over.
+//! - The layout is versioned and documented byte by byte in `docs/protocol.md`.
+//!
+//! ```
+//! use std::time::Duration;
+//! # let name = format!("doc-lib-{}", std::process::id());
+//! let mut w = shmframe::Writer::create(&name, shmframe::WriterOptions::new())?;
+//! let mut r = shmframe::Reader::open(&name)?;
+//! w.write(shmframe::DType::U8, &[2, 2, 3], &[9; 12])?;
+//! let f = r.next(Some(Duration::from_secs(1)))?;
+//! assert_eq!((f.shape.as_slice(), f.data[0]), (&[2, 2, 3][..], 9));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod channel;
+pub mod channels;
+pub mod error;
+mod frame;
+pub mod layout;
+mod name;
+mod reader;
+pub mod ring;
+mod segment;
+mod wake;
+mod writer;
+
+pub use error::{
+    CreateError, MetaError, NameError, OpenError, ReadError, RemoveError, SchemaError, WriteError,
+};
+pub use frame::{DType, Element, Field, FieldType, Frame, Metadata, Schema};
+pub use name::{Name, MAX_NAME_LEN, OBJECT_PREFIX, SHM_DIR};
+pub use reader::{FrameView, Reader, LIVENESS_INTERVAL};
+pub use wake::monotonic_ns;
+pub use writer::{Loan, RawLoan, Writer, WriterOptions, DEFAULT_SLOTS};
+
+#[doc(hidden)]
+pub use bytemuck as __bytemuck;
+
+// Lets `metadata!` name this crate as `shmframe` from inside it too (its tests use the macro).
+extern crate self as shmframe;

@@ -1,0 +1,88 @@
+//! Cross-process wake-up: a shared (not process-private) futex on the header's `wake` word, and
+//! inotify on /dev/shm for readers waiting for a channel to appear. No sleep-polling.
+
+use crate::name::SHM_DIR;
+use rustix::fd::OwnedFd;
+use rustix::io::Errno;
+use rustix::thread::futex;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}
+
+/// Sleeps until `word` no longer holds `expected`, a wake-up arrives, or `timeout` passes.
+/// Spurious returns are possible; callers re-check their condition. EINTR returns early (the caller
+/// loops with its own deadline, so a signal never cuts a wait short by more than one round).
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    // Flags::empty(): a shared futex, keyed by the page of the object, so that processes mapping
+    // the same object at different addresses wake each other. FUTEX_PRIVATE_FLAG would not.
+    match futex::wait(
+        word,
+        futex::Flags::empty(),
+        expected,
+        Some(&timespec(timeout)),
+    ) {
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) | Err(Errno::INTR) => {}
+        Err(_) => std::thread::sleep(timeout.min(Duration::from_millis(1))),
+    }
+}
+
+/// Wakes every process sleeping in [`wait`] on `word`.
+pub(crate) fn wake_all(word: &AtomicU32) {
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Watches /dev/shm for objects being created or renamed into place.
+pub(crate) struct DirWatch {
+    fd: OwnedFd,
+}
+
+impl DirWatch {
+    pub fn new() -> Result<DirWatch, Errno> {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        inotify::add_watch(
+            &fd,
+            SHM_DIR,
+            inotify::WatchFlags::CREATE
+                | inotify::WatchFlags::MOVED_TO
+                | inotify::WatchFlags::ATTRIB
+                | inotify::WatchFlags::CLOSE_WRITE,
+        )?;
+        Ok(DirWatch { fd })
+    }
+
+    /// Waits until something happens in /dev/shm or `deadline` passes; drains pending events.
+    /// Returns `false` at the deadline.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let left = deadline - now;
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let r = poll(&mut fds, Some(&timespec(left)));
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = rustix::fs::inotify::Reader::new(&self.fd, &mut buf);
+        while reader.next().is_ok() {}
+        !matches!(r, Ok(0))
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of frame timestamps (shared by all processes on one
+/// host).
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+pub(crate) fn realtime_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}

@@ -1,0 +1,48 @@
+# Shared helpers for scripts/test.sh and scripts/test.d/*.sh (sourced, not run).
+# Every part installs what it needs itself, so a fresh machine (Rust, gcc, Python 3.11) suffices.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+export CARGO_TERM_COLOR=never
+
+# need_apt PKG...: installs Debian packages that are missing (apt-get update once per machine).
+need_apt() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ ! -f /tmp/.shmframe-apt-updated ]; then
+    $sudo apt-get update -qq >/dev/null && touch /tmp/.shmframe-apt-updated
+  fi
+  echo "installing: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# need_venv: creates .venv (once) and activates it.
+need_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+  fi
+  # shellcheck disable=SC1091
+  source "$VENV/bin/activate"
+}
+
+# need_pip PKG...: installs PyPI packages into .venv.
+need_pip() {
+  need_venv
+  python -m pip install -q "$@"
+}
+
+# The debug build of the shmframe binary that every step shares.
+shmframe_bin() {
+  echo "$ROOT/target/debug/shmframe"
+}
+
+# leftovers: lists our objects in /dev/shm (tests must remove what they create).
+leftovers() {
+  ls /dev/shm 2>/dev/null | grep -E '^(shmframe\.|sem\.shmframe|shmframe-test|sft-)' || true
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, the Rust suites, then each part in
+# scripts/test.d/ (Python, window under Xvfb, namespaces, loom, fuzzing, …). This is the README's
+# test command and what CI runs. It installs what it needs (apt packages, a .venv) by itself.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+passed=0
+failed=0
+failures=()
+step() {
+  local title="$1"
+  shift
+  echo
+  echo "=== $title"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== ok: $title ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$title")
+    echo "=== FAILED: $title ($((SECONDS - t0)) s)"
+  fi
+}
+
+only="${1:-}"
+if [ -z "$only" ]; then
+  step "cargo fmt --check" cargo fmt --all -- --check
+  step "cargo build (shared by every step)" cargo build --workspace --all-targets
+  step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+  step "cargo test" cargo test --workspace
+fi
+for part in scripts/test.d/*.sh; do
+  [ -e "$part" ] || continue
+  [ -n "$only" ] && [[ "$part" != *"$only"* ]] && continue
+  step "$(basename "$part")" bash "$part"
+done
+left="$(leftovers)"
+if [ -n "$left" ]; then
+  failed=$((failed + 1))
+  failures+=("leftovers in /dev/shm: $left")
+  echo "=== FAILED: tests left objects in /dev/shm:"
+  echo "$left"
+else
+  passed=$((passed + 1))
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && printf 'failed step: %s\n' "${failures[@]}"
+echo "steps: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
