@@ -1,0 +1,247 @@
+//! A writer or reader process for multi-process tests and experiments, using only the library.
+//!
+//! ```text
+//! peer write NAME [--frames N] [--shape 480x640x3] [--dtype uint8] [--fps F] [--slots K]
+//!                 [--mode 0o600] [--keep] [--vary] [--meta] [--hold-ms MS]
+//! peer read  NAME [--frames N] [--timeout S] [--wait S] [--view] [--latest] [--hold-ms MS]
+//!                 [--until-gone] [--resume N]
+//! ```
+//! Frames carry a self-checking pattern: byte `k` of frame `i` is `pattern(i, k)`, so a reader
+//! can verify every byte and count torn frames. `--vary` cycles through shapes of different sizes
+//! (up and down). The reader prints one JSON line on stdout at exit:
+//! `{"frames":N,"torn":N,"missed":N,"errors":[…],"last_index":N,"shapes":N,"gone":N,"resumed":N}`
+//! and exits 0 only if no frame was torn. Status lines go to stderr.
+
+use shmframe::{DType, Reader, Writer, WriterOptions};
+use std::time::{Duration, Instant};
+
+shmframe::metadata! {
+    /// Test metadata: the frame index and a checksum of the pattern parameters.
+    struct PeerMeta { index: u64, seed: u32, shape: [u32; 3] }
+}
+
+fn pattern(index: u64, k: usize) -> u8 {
+    let x =
+        (index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k as u64).wrapping_mul(0xC2B2_AE3D)) >> 29;
+    x as u8
+}
+
+fn fill(index: u64, buf: &mut [u8]) {
+    for (k, b) in buf.iter_mut().enumerate() {
+        *b = pattern(index, k);
+    }
+}
+
+fn check(index: u64, buf: &[u8]) -> bool {
+    buf.iter().enumerate().all(|(k, &b)| b == pattern(index, k))
+}
+
+const SHAPES: [[usize; 3]; 4] = [[48, 64, 3], [120, 160, 3], [24, 32, 1], [240, 320, 3]];
+
+fn arg<T: std::str::FromStr>(args: &[String], flag: &str) -> Option<T> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn parse_shape(s: &str) -> Vec<usize> {
+    s.split('x')
+        .map(|d| d.parse().expect("shape like 480x640x3"))
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (role, name) = match (args.first(), args.get(1)) {
+        (Some(r), Some(n)) => (r.clone(), n.clone()),
+        _ => {
+            eprintln!("usage: peer write|read NAME [options] (see the source)");
+            std::process::exit(2);
+        }
+    };
+    let has = |f: &str| args.iter().any(|a| a == f);
+    match role.as_str() {
+        "write" => write(&name, &args, has("--keep"), has("--vary"), has("--meta")),
+        "read" => read(
+            &name,
+            &args,
+            has("--view"),
+            has("--latest"),
+            has("--until-gone"),
+        ),
+        _ => {
+            eprintln!("unknown role {role}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn write(name: &str, args: &[String], keep: bool, vary: bool, meta: bool) {
+    let frames: u64 = arg(args, "--frames").unwrap_or(u64::MAX);
+    let shape = arg::<String>(args, "--shape").map_or(vec![48, 64, 3], |s| parse_shape(&s));
+    let fps: f64 = arg(args, "--fps").unwrap_or(0.0);
+    let slots: u32 = arg(args, "--slots").unwrap_or(shmframe::DEFAULT_SLOTS);
+    let hold_ms: u64 = arg(args, "--hold-ms").unwrap_or(0);
+    let mode = arg::<String>(args, "--mode").map_or(0o600, |m| {
+        u32::from_str_radix(m.trim_start_matches("0o"), 8).expect("octal mode")
+    });
+    let dtype =
+        arg::<String>(args, "--dtype").map_or(DType::U8, |d| DType::parse(&d).expect("dtype"));
+    let mut opts = WriterOptions::new().slots(slots).mode(mode).keep(keep);
+    if meta {
+        opts = opts.metadata::<PeerMeta>();
+    }
+    let mut w = match Writer::create(name, opts) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(3);
+        }
+    };
+    eprintln!("writer ready pid={}", std::process::id());
+    let period = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+    let start = Instant::now();
+    let mut i = 0u64;
+    while i < frames {
+        let shape: Vec<usize> = if vary {
+            SHAPES[(i / 7) as usize % SHAPES.len()].to_vec()
+        } else {
+            shape.clone()
+        };
+        let mut loan = match w.loan(dtype, &shape) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(4);
+            }
+        };
+        let index = i;
+        fill(index, loan.data_mut());
+        if meta {
+            let m = PeerMeta {
+                index,
+                seed: 7,
+                shape: [shape[0] as u32, shape[1] as u32, shape[2] as u32],
+            };
+            loan.set_meta_typed(&m).expect("meta");
+        }
+        if hold_ms > 0 {
+            // Simulates a slow producer (and gives tests a window to kill us mid-write).
+            std::thread::sleep(Duration::from_millis(hold_ms));
+        }
+        loan.publish();
+        i += 1;
+        if let Some(p) = period {
+            let due = start + p * i as u32;
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+    }
+    eprintln!("writer done frames={i}");
+    w.close().expect("close");
+}
+
+fn read(name: &str, args: &[String], view: bool, latest: bool, until_gone: bool) {
+    let frames: u64 = arg(args, "--frames").unwrap_or(u64::MAX);
+    let timeout = Duration::from_secs_f64(arg(args, "--timeout").unwrap_or(10.0));
+    let wait = Duration::from_secs_f64(arg(args, "--wait").unwrap_or(10.0));
+    let hold_ms: u64 = arg(args, "--hold-ms").unwrap_or(0);
+    let resume: u64 = arg(args, "--resume").unwrap_or(0);
+    let mut errors: Vec<String> = Vec::new();
+    let (mut got, mut torn, mut missed, mut gone, mut resumed, mut last_index) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, None);
+    let mut shapes = std::collections::BTreeSet::new();
+    let mut r = match Reader::open_wait(name, wait) {
+        Ok(r) => r,
+        Err(e) => {
+            println!(
+                "{{\"frames\":0,\"torn\":0,\"missed\":0,\"errors\":[{:?}],\"open_error\":true}}",
+                e.to_string()
+            );
+            std::process::exit(5);
+        }
+    };
+    r.set_latest_only(latest);
+    eprintln!("reader ready");
+    while got < frames {
+        let res = if view {
+            r.next_view(Some(timeout)).map(|v| {
+                let ok = check(v.index, v.data());
+                if hold_ms > 0 {
+                    std::thread::sleep(Duration::from_millis(hold_ms));
+                }
+                // Re-check after holding: a pinned view must not change under us.
+                let still = check(v.index, v.data());
+                (
+                    v.index,
+                    v.missed,
+                    v.shape.clone(),
+                    ok && still,
+                    v.meta.clone(),
+                )
+            })
+        } else {
+            r.next(Some(timeout)).map(|f| {
+                if hold_ms > 0 {
+                    std::thread::sleep(Duration::from_millis(hold_ms));
+                }
+                (
+                    f.index,
+                    f.missed,
+                    f.shape.clone(),
+                    check(f.index, &f.data),
+                    f.meta,
+                )
+            })
+        };
+        match res {
+            Ok((index, m, shape, ok, meta)) => {
+                got += 1;
+                missed += m;
+                if !ok {
+                    torn += 1;
+                }
+                if !meta.is_empty() {
+                    let pm: PeerMeta = bytemuck_read(&meta);
+                    if pm.index != index {
+                        torn += 1;
+                        errors.push(format!("meta index {} on frame {index}", pm.index));
+                    }
+                }
+                shapes.insert(shape);
+                last_index = Some(index);
+            }
+            Err(e @ shmframe::ReadError::WriterGone { .. })
+            | Err(e @ shmframe::ReadError::Closed { .. }) => {
+                gone += 1;
+                eprintln!("reader: {e}");
+                if until_gone && resumed >= resume {
+                    break;
+                }
+                if resumed < resume {
+                    resumed += 1;
+                    continue;
+                }
+                errors.push(e.to_string());
+                break;
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+        }
+    }
+    println!(
+        "{{\"frames\":{got},\"torn\":{torn},\"missed\":{missed},\"errors\":{:?},\"last_index\":{},\"shapes\":{},\"gone\":{gone},\"resumed\":{resumed}}}",
+        errors,
+        last_index.map_or(-1, |i| i as i64),
+        shapes.len()
+    );
+    std::process::exit(if torn == 0 { 0 } else { 1 });
+}
+
+fn bytemuck_read(b: &[u8]) -> PeerMeta {
+    shmframe::__bytemuck::pod_read_unaligned(b)
+}
