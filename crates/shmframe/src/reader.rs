@@ -346,6 +346,11 @@ impl Reader {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
+                    if !self.ch.seg.writer_alive().unwrap_or(true) {
+                        let e = self.gone_error();
+                        self.detached = Some(clone_gone(&e));
+                        return Err(e);
+                    }
                     return Err(ReadError::Timeout {
                         name: self.ch.name.to_string(),
                         waited: now - start,
