@@ -1,0 +1,681 @@
+//! Runs every measurement, judges the targets, and writes the table, the markdown and the plot.
+
+use crate::memcpy;
+use crate::peer::{ReadMode, Transport, WaitMode};
+use crate::{pace_us, run_peers, sleep_between_runs, spec, BenchArgs, Budget, PAYLOADS};
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What a row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Two processes over a transport.
+    Peer(Transport, ReadMode, WaitMode),
+    /// memcpy in one process.
+    Memcpy { cold: bool },
+}
+
+/// One line of the main table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub kind: Kind,
+    pub payload: &'static str,
+    pub bytes: usize,
+    /// p50, p99, p99.9, ns (paced run).
+    pub lat: [u64; 3],
+    /// Frames in the paced run and the pause between them.
+    pub lat_frames: u64,
+    pub period_us: u64,
+    /// Frames per second received at full rate.
+    pub fps: f64,
+    pub cpu_w_us: Option<f64>,
+    pub cpu_r_us: Option<f64>,
+    pub missed: u64,
+    pub torn: u64,
+    pub verdict: String,
+    pub error: Option<String>,
+}
+
+/// One line of the fan-out table.
+#[derive(Clone, Debug)]
+pub struct Fan {
+    pub readers: usize,
+    pub writer_fps: f64,
+    pub reader_fps: Vec<f64>,
+    pub missed: u64,
+    pub torn: u64,
+    pub error: Option<String>,
+}
+
+/// Everything one run measured.
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub fan: Vec<Fan>,
+    pub command: String,
+    pub machine: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub date: String,
+    pub mode: &'static str,
+}
+
+fn combos(only: &[Transport]) -> Vec<(Transport, ReadMode, WaitMode)> {
+    use ReadMode::*;
+    use Transport::*;
+    use WaitMode::*;
+    let all = [
+        (Shmframe, View, Spin),
+        (Shmframe, View, Sleep),
+        (Shmframe, Copy, Spin),
+        (Shmframe, Copy, Sleep),
+        (Iceoryx2, View, Spin),
+        (Iceoryx2, View, Sleep),
+        (Iceoryx2, Copy, Spin),
+        (Iceoryx2, Copy, Sleep),
+        (Seed, Copy, Sleep),
+        (Uds, Copy, Sleep),
+    ];
+    all.into_iter()
+        .filter(|(t, _, _)| only.is_empty() || only.contains(t))
+        .collect()
+}
+
+fn per_s(frames: u64, wall_ns: u64) -> f64 {
+    if frames < 2 || wall_ns == 0 {
+        0.0
+    } else {
+        (frames - 1) as f64 * 1e9 / wall_ns as f64
+    }
+}
+
+fn measure_peer(
+    (t, r, w): (Transport, ReadMode, WaitMode),
+    payload: &'static str,
+    bytes: usize,
+    period_us: u64,
+    b: Budget,
+) -> Row {
+    let lat_frames = ((b.lat_secs * 1e6 / period_us as f64) as u64).clamp(b.lat_min, b.lat_max);
+    let mut row = Row {
+        kind: Kind::Peer(t, r, w),
+        payload,
+        bytes,
+        lat: [0; 3],
+        lat_frames,
+        period_us,
+        fps: 0.0,
+        cpu_w_us: None,
+        cpu_r_us: None,
+        missed: 0,
+        torn: 0,
+        verdict: String::new(),
+        error: None,
+    };
+    let result = (|| -> Result<()> {
+        let mut paced = spec(t, r, w, bytes);
+        paced.period_us = period_us;
+        paced.frames = lat_frames;
+        paced.seconds = 1e9;
+        let (_, rs) = run_peers(&paced).context("paced run")?;
+        row.lat = rs[0].lat_ns;
+        row.missed += rs[0].missed;
+        row.torn += rs[0].torn;
+        sleep_between_runs();
+        let mut full = spec(t, r, w, bytes);
+        full.seconds = b.full_secs;
+        let (wr, rs) = run_peers(&full).context("full-rate run")?;
+        let rr = &rs[0];
+        row.fps = per_s(rr.frames, rr.wall_ns);
+        row.cpu_w_us = Some(wr.cpu_ns as f64 / 1e3 / wr.frames.max(1) as f64);
+        row.cpu_r_us = Some(rr.cpu_ns as f64 / 1e3 / rr.frames.max(1) as f64);
+        row.missed += rr.missed;
+        row.torn += rr.torn;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(format!(
+            "{} {payload} {}/{}: {e:#}",
+            t.label(),
+            read_label(r),
+            wait_label(t, w)
+        ));
+    }
+    sleep_between_runs();
+    row
+}
+
+fn measure_fan(readers: usize, b: Budget) -> Fan {
+    let bytes = PAYLOADS[2].1;
+    let mut fan = Fan {
+        readers,
+        writer_fps: 0.0,
+        reader_fps: Vec::new(),
+        missed: 0,
+        torn: 0,
+        error: None,
+    };
+    let mut s = spec(Transport::Shmframe, ReadMode::View, WaitMode::Sleep, bytes);
+    s.readers = readers;
+    s.seconds = b.fan_secs;
+    match run_peers(&s) {
+        Ok((wr, rs)) => {
+            fan.writer_fps = wr.frames as f64 * 1e9 / wr.wall_ns.max(1) as f64;
+            for r in rs {
+                fan.reader_fps.push(per_s(r.frames, r.wall_ns));
+                fan.missed += r.missed;
+                fan.torn += r.torn;
+            }
+        }
+        Err(e) => fan.error = Some(format!("fan-out with {readers} readers: {e:#}")),
+    }
+    sleep_between_runs();
+    fan
+}
+
+/// Runs everything `b` asks for.
+pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
+    let load_before = loadavg();
+    let mut rows = Vec::new();
+    for &(payload, bytes) in &PAYLOADS[..b.payloads] {
+        eprintln!("bench: {payload} …");
+        let copy_time = std::time::Duration::from_secs_f64(b.copy_secs);
+        let mut cold_p50 = 0;
+        for cold in [false, true] {
+            let c = memcpy::measure(bytes, cold, copy_time);
+            if cold {
+                cold_p50 = c.lat_ns[0];
+            }
+            rows.push(Row {
+                kind: Kind::Memcpy { cold },
+                payload,
+                bytes,
+                lat: c.lat_ns,
+                lat_frames: 0,
+                period_us: 0,
+                fps: c.per_s,
+                cpu_w_us: None,
+                cpu_r_us: None,
+                missed: 0,
+                torn: 0,
+                verdict: String::new(),
+                error: None,
+            });
+        }
+        let period = pace_us(cold_p50);
+        for c in combos(&args.only) {
+            rows.push(measure_peer(c, payload, bytes, period, b));
+        }
+    }
+    let mut fan = Vec::new();
+    if args.only.is_empty() || args.only.contains(&Transport::Shmframe) {
+        eprintln!("bench: fan-out …");
+        for &n in b.fan {
+            fan.push(measure_fan(n, b));
+        }
+    }
+    judge(&mut rows);
+    let mut command = String::from("shmframe bench");
+    if args.quick {
+        command.push_str(" --quick");
+    }
+    if args.smoke {
+        command.push_str(" --smoke");
+    }
+    if let Some(o) = &args.out {
+        let _ = write!(command, " --out {}", o.display());
+    }
+    if !args.only.is_empty() {
+        let names: Vec<String> = args
+            .only
+            .iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect();
+        let _ = write!(command, " --only {}", names.join(","));
+    }
+    Ok(Report {
+        rows,
+        fan,
+        command,
+        machine: machine(),
+        load_before,
+        load_after: loadavg(),
+        date: utc_now(),
+        mode: if args.smoke {
+            "smoke"
+        } else if args.quick {
+            "quick"
+        } else {
+            "full"
+        },
+    })
+}
+
+fn find(rows: &[Row], kind: Kind, payload: &str) -> Option<Row> {
+    rows.iter()
+        .find(|r| r.kind == kind && r.payload == payload && r.error.is_none())
+        .cloned()
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+/// Fills the verdict column of shmframe's rows.
+fn judge(rows: &mut [Row]) {
+    let snapshot = rows.to_vec();
+    for row in rows.iter_mut() {
+        let Kind::Peer(Transport::Shmframe, read, wait) = row.kind else {
+            continue;
+        };
+        if row.error.is_some() {
+            continue;
+        }
+        let mut v = Vec::new();
+        if read == ReadMode::View {
+            if let Some(ice) = find(
+                &snapshot,
+                Kind::Peer(Transport::Iceoryx2, ReadMode::View, wait),
+                row.payload,
+            ) {
+                let ok = row.lat[0] <= ice.lat[0];
+                v.push(format!(
+                    "{} p50 ≤ iceoryx2 ({})",
+                    mark(ok),
+                    us(ice.lat[0] as f64)
+                ));
+            }
+        }
+        if row.payload == PAYLOADS[2].0 {
+            if read == ReadMode::Copy {
+                if let Some(m) = find(&snapshot, Kind::Memcpy { cold: false }, row.payload) {
+                    let ratio = row.fps / m.fps;
+                    v.push(format!("{} {ratio:.2}× memcpy (≥ 0.8)", mark(ratio >= 0.8)));
+                }
+            }
+            if let Some(seed) = find(
+                &snapshot,
+                Kind::Peer(Transport::Seed, ReadMode::Copy, WaitMode::Sleep),
+                row.payload,
+            ) {
+                let want = if read == ReadMode::View { 100.0 } else { 5.0 };
+                let ratio = row.fps / seed.fps.max(1e-9);
+                v.push(format!(
+                    "{} {ratio:.1}× article (≥ {want}×)",
+                    mark(ratio >= want)
+                ));
+            }
+        }
+        v.push(format!("{} torn = 0", mark(row.torn == 0)));
+        row.verdict = v.join("; ");
+    }
+}
+
+fn us(ns: f64) -> String {
+    let u = ns / 1e3;
+    if u >= 100.0 {
+        format!("{u:.0}")
+    } else if u >= 10.0 {
+        format!("{u:.1}")
+    } else {
+        format!("{u:.2}")
+    }
+}
+
+fn read_label(r: ReadMode) -> &'static str {
+    match r {
+        ReadMode::View => "zero-copy",
+        ReadMode::Copy => "copy-out",
+    }
+}
+
+fn wait_label(t: Transport, w: WaitMode) -> &'static str {
+    match (t, w) {
+        (Transport::Shmframe, WaitMode::Spin) => "spin",
+        (Transport::Shmframe, WaitMode::Sleep) => "futex",
+        (Transport::Iceoryx2, WaitMode::Spin) => "busy poll",
+        (Transport::Iceoryx2, WaitMode::Sleep) => "event",
+        (Transport::Seed, _) => "poll 0.5 ms",
+        (Transport::Uds, _) => "blocking read",
+    }
+}
+
+fn row_labels(k: Kind) -> (String, &'static str, &'static str) {
+    match k {
+        Kind::Peer(t, r, w) => (t.label().to_string(), read_label(r), wait_label(t, w)),
+        Kind::Memcpy { cold: false } => ("memcpy warm".into(), "—", "—"),
+        Kind::Memcpy { cold: true } => ("memcpy cold".into(), "—", "—"),
+    }
+}
+
+fn opt_us(v: Option<f64>) -> String {
+    v.map_or("—".into(), |u| us(u * 1e3))
+}
+
+impl Report {
+    /// The generated markdown: machine, command, tables, verdicts.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "### Run of {} ({} mode)\n", self.date, self.mode);
+        let _ = writeln!(s, "- Command: `{}`", self.command);
+        let _ = writeln!(s, "- Machine: {}", self.machine);
+        let _ = writeln!(
+            s,
+            "- Load average (1, 5, 15 min): {} before, {} after\n",
+            self.load_before, self.load_after
+        );
+        let _ = writeln!(
+            s,
+            "| transport | read | wait | payload | p50 µs | p99 µs | p99.9 µs | frames/s | GB/s | CPU µs/frame writer | CPU µs/frame reader | missed | torn | verdict |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+        );
+        for r in &self.rows {
+            let (t, rd, w) = row_labels(r.kind);
+            if let Some(e) = &r.error {
+                let _ = writeln!(
+                    s,
+                    "| {t} | {rd} | {w} | {} | error: {} | | | | | | | | | |",
+                    r.payload,
+                    e.replace('|', "/")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {t} | {rd} | {w} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} |",
+                r.payload,
+                us(r.lat[0] as f64),
+                us(r.lat[1] as f64),
+                us(r.lat[2] as f64),
+                r.fps,
+                r.fps * r.bytes as f64 / 1e9,
+                opt_us(r.cpu_w_us),
+                opt_us(r.cpu_r_us),
+                if matches!(r.kind, Kind::Memcpy { .. }) {
+                    "—".into()
+                } else {
+                    r.missed.to_string()
+                },
+                if matches!(r.kind, Kind::Memcpy { .. }) {
+                    "—".into()
+                } else {
+                    r.torn.to_string()
+                },
+                r.verdict
+            );
+        }
+        let periods: Vec<String> = PAYLOADS
+            .iter()
+            .filter_map(|(p, _)| {
+                self.rows
+                    .iter()
+                    .find(|r| r.payload == *p && r.period_us > 0)
+                    .map(|r| format!("{p}: {} frames every {} µs", r.lat_frames, r.period_us))
+            })
+            .collect();
+        if !periods.is_empty() {
+            let _ = writeln!(s, "\nPaced (latency) runs: {}.", periods.join("; "));
+        }
+        if !self.fan.is_empty() {
+            let alone = self
+                .fan
+                .iter()
+                .find(|f| f.readers == 0 && f.error.is_none())
+                .map(|f| f.writer_fps);
+            let _ = writeln!(
+                s,
+                "\n**Fan-out**: one shmframe writer of {} frames at full rate, N readers (zero-copy, futex, verifying).\n",
+                PAYLOADS[2].0
+            );
+            let _ = writeln!(
+                s,
+                "| readers | writer frames/s | writer vs alone | each reader frames/s | missed (all readers) | torn |"
+            );
+            let _ = writeln!(s, "|--:|--:|--:|---|--:|--:|");
+            for f in &self.fan {
+                if let Some(e) = &f.error {
+                    let _ = writeln!(
+                        s,
+                        "| {} | error: {} | | | | |",
+                        f.readers,
+                        e.replace('|', "/")
+                    );
+                    continue;
+                }
+                let each: Vec<String> = f.reader_fps.iter().map(|x| format!("{x:.0}")).collect();
+                let vs = alone.map_or("—".into(), |a| format!("{:.2}", f.writer_fps / a));
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.0} | {vs} | {} | {} | {} |",
+                    f.readers,
+                    f.writer_fps,
+                    if each.is_empty() {
+                        "—".into()
+                    } else {
+                        each.join(", ")
+                    },
+                    f.missed,
+                    f.torn
+                );
+            }
+        }
+        s
+    }
+
+    /// Writes `DIR/benchmarks.md` (replacing only the generated section between the markers if
+    /// the file has them) and `DIR/bench.png`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let md_path = dir.join("benchmarks.md");
+        let section = format!("{BEGIN}\n{}\n{END}", self.markdown());
+        let text = match std::fs::read_to_string(&md_path) {
+            Ok(old) => match (old.find(BEGIN), old.find(END)) {
+                (Some(a), Some(b)) if a < b => {
+                    format!("{}{section}{}", &old[..a], &old[b + END.len()..])
+                }
+                _ => format!("{old}\n{section}\n"),
+            },
+            Err(_) => {
+                format!("# Benchmarks\n\nGenerated by `shmframe bench --out DIR`.\n\n{section}\n")
+            }
+        };
+        std::fs::write(&md_path, text)?;
+        crate::report::plot(self, &dir.join("bench.png"))
+    }
+}
+
+const BEGIN: &str = "<!-- generated by shmframe bench: begin -->";
+const END: &str = "<!-- generated by shmframe bench: end -->";
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_string(), |s| s.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".into(), |s| s.trim().to_string());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or("unknown".into(), |kb| {
+            format!("{:.1} GiB", kb / (1 << 20) as f64)
+        });
+    let llc = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index3/size")
+        .map(|s| format!(", last-level cache {}", s.trim()))
+        .unwrap_or_default();
+    format!("{model}, {cores} cores{llc}, Linux {kernel}, {mem} RAM")
+}
+
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Two panels: p50 one-way latency and full-rate frames/s against payload, log scales.
+pub fn plot(rep: &Report, path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    static FONT: std::sync::Once = std::sync::Once::new();
+    FONT.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
+    });
+    let payloads: Vec<&str> = PAYLOADS
+        .iter()
+        .map(|p| p.0)
+        .filter(|p| rep.rows.iter().any(|r| r.payload == *p))
+        .collect();
+    let mut kinds: Vec<Kind> = Vec::new();
+    for r in &rep.rows {
+        if !kinds.contains(&r.kind) {
+            kinds.push(r.kind);
+        }
+    }
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(174, 199, 232),
+        RGBColor(23, 190, 207),
+        RGBColor(158, 218, 229),
+        RGBColor(214, 39, 40),
+        RGBColor(255, 152, 150),
+        RGBColor(148, 103, 189),
+        RGBColor(197, 176, 213),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(80, 80, 80),
+        RGBColor(160, 160, 160),
+    ];
+    let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, body) = root.split_vertically(40);
+    title.titled(
+        &format!("shmframe bench ({}), {}", rep.mode, rep.machine),
+        ("sans-serif", 18),
+    )?;
+    let panels = body.split_evenly((1, 2));
+    let n = payloads.len().max(1) as f64;
+    let series = |r: &Row, lat: bool| -> Option<f64> {
+        if r.error.is_some() {
+            return None;
+        }
+        let v = if lat { r.lat[0] as f64 / 1e3 } else { r.fps };
+        (v > 0.0).then_some(v)
+    };
+    for (panel, lat) in panels.iter().zip([true, false]) {
+        let values: Vec<f64> = rep.rows.iter().filter_map(|r| series(r, lat)).collect();
+        let lo = values
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-3)
+            / 2.0;
+        let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0) * 2.0;
+        let mut chart = ChartBuilder::on(panel)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .caption(
+                if lat {
+                    "one-way latency p50, µs (paced run; memcpy: one copy)"
+                } else {
+                    "frames/s at full rate"
+                },
+                ("sans-serif", 18),
+            )
+            .build_cartesian_2d(-0.3..(n - 0.7), (lo..hi).log_scale())?;
+        let names = payloads.clone();
+        chart
+            .configure_mesh()
+            .x_labels(payloads.len().max(2))
+            .x_label_formatter(&|x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < names.len() {
+                    names[i as usize].to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|y: &f64| format!("{y:.3e}"))
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for (i, k) in kinds.iter().enumerate() {
+            let color = palette[i % palette.len()];
+            let pts: Vec<(f64, f64)> = payloads
+                .iter()
+                .enumerate()
+                .filter_map(|(x, p)| {
+                    rep.rows
+                        .iter()
+                        .find(|r| r.kind == *k && r.payload == *p)
+                        .and_then(|r| series(r, lat))
+                        .map(|v| (x as f64, v))
+                })
+                .collect();
+            let (t, rd, w) = row_labels(*k);
+            let label = if rd == "—" {
+                t
+            } else {
+                format!("{t} {rd} {w}")
+            };
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        if lat {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
