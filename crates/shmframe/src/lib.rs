@@ -35,6 +35,8 @@ pub mod layout;
 mod name;
 mod reader;
 pub mod ring;
+/// The article's protocol (`NAME-meta` + `NAME` + named semaphore): interoperate with its programs.
+pub mod seed;
 mod segment;
 mod wake;
 mod writer;
