@@ -72,7 +72,9 @@ impl Segment {
         let vfs =
             rustix::fs::fstatvfs(&fd).map_err(|e| cleanup(CreateFail::Errno("fstatvfs", e)))?;
         let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
-        if size > available {
+        // A tmpfs mounted without a size limit (`size=0`) reports 0 blocks in total and 0 free:
+        // no answer, so leave the verdict to `fallocate` below.
+        if vfs.f_blocks != 0 && size > available {
             return Err(cleanup(CreateFail::NoSpace {
                 needed: size,
                 available,
