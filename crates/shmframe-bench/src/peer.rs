@@ -434,17 +434,21 @@ impl Sub {
         })
     }
 
-    /// Receives and verifies the next frame: `Ok(None)` if it is torn.
-    fn recv(&mut self, s: &PeerSpec) -> Result<Option<Stamp>> {
+    /// Receives and verifies the next frame: `Ok(None)` if it is torn. The clock is read while
+    /// the reader still holds the verified frame (before a view or sample is released).
+    fn recv(&mut self, s: &PeerSpec) -> Result<(Option<Stamp>, u64)> {
+        let verified = |st: Option<Stamp>| (st, shmframe::monotonic_ns());
         match self {
             Sub::Shm(r, f) => match s.read {
                 ReadMode::View => {
                     let v = r.next_view(Some(RECV_TIMEOUT))?;
-                    Ok(pattern::verify(v.data()))
+                    let got = verified(pattern::verify(v.data()));
+                    drop(v);
+                    Ok(got)
                 }
                 ReadMode::Copy => {
                     r.next_into(f, Some(RECV_TIMEOUT))?;
-                    Ok(pattern::verify(&f.data))
+                    Ok(verified(pattern::verify(&f.data)))
                 }
             },
             Sub::Ice(ice) => {
@@ -461,12 +465,16 @@ impl Sub {
                         .map_err(|e| anyhow!("iceoryx2 receive: {e:?}"))?;
                     if let Some(sample) = got {
                         return Ok(match s.read {
-                            ReadMode::View => pattern::verify(sample.payload()),
+                            ReadMode::View => {
+                                let got = verified(pattern::verify(sample.payload()));
+                                drop(sample);
+                                got
+                            }
                             ReadMode::Copy => {
                                 buf.resize(sample.payload().len(), 0);
                                 buf.copy_from_slice(sample.payload());
                                 drop(sample);
-                                pattern::verify(buf)
+                                verified(pattern::verify(buf))
                             }
                         });
                     }
@@ -489,14 +497,14 @@ impl Sub {
             }
             Sub::Seed(r, f) => {
                 r.next_into(f, Some(RECV_TIMEOUT))?;
-                Ok(pattern::verify(&f.data))
+                Ok(verified(pattern::verify(&f.data)))
             }
             Sub::Uds(c, buf) => {
                 let mut len = [0u8; 8];
                 c.read_exact(&mut len)?;
                 buf.resize(u64::from_le_bytes(len) as usize, 0);
                 c.read_exact(buf)?;
-                Ok(pattern::verify(buf))
+                Ok(verified(pattern::verify(buf)))
             }
         }
     }
@@ -524,8 +532,7 @@ pub fn reader(s: &PeerSpec) -> Result<()> {
     let (mut t0, mut cpu0) = (Instant::now(), 0);
     let mut t_last = t0;
     loop {
-        let got = sub.recv(s)?;
-        let now_ns = shmframe::monotonic_ns();
+        let (got, now_ns) = sub.recv(s)?;
         let Some(st) = got else {
             r.torn += 1;
             continue;

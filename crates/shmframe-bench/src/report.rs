@@ -42,6 +42,7 @@ pub struct Row {
 pub struct Fan {
     pub readers: usize,
     pub writer_fps: f64,
+    pub writer_cpu_us: f64,
     pub reader_fps: Vec<f64>,
     pub missed: u64,
     pub torn: u64,
@@ -150,6 +151,7 @@ fn measure_fan(readers: usize, b: Budget) -> Fan {
     let mut fan = Fan {
         readers,
         writer_fps: 0.0,
+        writer_cpu_us: 0.0,
         reader_fps: Vec::new(),
         missed: 0,
         torn: 0,
@@ -161,6 +163,7 @@ fn measure_fan(readers: usize, b: Budget) -> Fan {
     match run_peers(&s) {
         Ok((wr, rs)) => {
             fan.writer_fps = wr.frames as f64 * 1e9 / wr.wall_ns.max(1) as f64;
+            fan.writer_cpu_us = wr.cpu_ns as f64 / 1e3 / wr.frames.max(1) as f64;
             for r in rs {
                 fan.reader_fps.push(per_s(r.frames, r.wall_ns));
                 fan.missed += r.missed;
@@ -292,9 +295,16 @@ fn judge(rows: &mut [Row]) {
         }
         if row.payload == PAYLOADS[2].0 {
             if read == ReadMode::Copy {
-                if let Some(m) = find(&snapshot, Kind::Memcpy { cold: false }, row.payload) {
-                    let ratio = row.fps / m.fps;
-                    v.push(format!("{} {ratio:.2}× memcpy (≥ 0.8)", mark(ratio >= 0.8)));
+                let cold = find(&snapshot, Kind::Memcpy { cold: true }, row.payload);
+                let warm = find(&snapshot, Kind::Memcpy { cold: false }, row.payload);
+                if let (Some(cold), Some(warm), Some(cpu_us)) = (cold, warm, row.cpu_r_us) {
+                    // The reader's verified copy-out speed: frames per second of its CPU time.
+                    let read_fps = 1e6 / cpu_us.max(1e-9);
+                    let (rc, rw) = (read_fps / cold.fps, read_fps / warm.fps);
+                    v.push(format!(
+                        "{} read {rc:.2}× memcpy cold, {rw:.2}× warm (≥ 0.8 cold)",
+                        mark(rc >= 0.8)
+                    ));
                 }
             }
             if let Some(seed) = find(
@@ -436,9 +446,9 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "| readers | writer frames/s | writer vs alone | each reader frames/s | missed (all readers) | torn |"
+                "| readers | writer frames/s | writer vs alone | writer CPU µs/frame | each reader frames/s | missed (all readers) | torn |"
             );
-            let _ = writeln!(s, "|--:|--:|--:|---|--:|--:|");
+            let _ = writeln!(s, "|--:|--:|--:|--:|---|--:|--:|");
             for f in &self.fan {
                 if let Some(e) = &f.error {
                     let _ = writeln!(
@@ -453,9 +463,10 @@ impl Report {
                 let vs = alone.map_or("—".into(), |a| format!("{:.2}", f.writer_fps / a));
                 let _ = writeln!(
                     s,
-                    "| {} | {:.0} | {vs} | {} | {} | {} |",
+                    "| {} | {:.0} | {vs} | {} | {} | {} | {} |",
                     f.readers,
                     f.writer_fps,
+                    us(f.writer_cpu_us * 1e3),
                     if each.is_empty() {
                         "—".into()
                     } else {
