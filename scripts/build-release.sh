@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds what the container image ships: the `shmframe` binary (crate shmframe-cli) and the
+# Python wheel (pyproject.toml, maturin), into OUT_DIR.
+#
+#   scripts/build-release.sh [--debug] OUT_DIR
+#
+# The Dockerfile runs exactly this script (release). scripts/test.d/50-containers.sh runs it with
+# --debug, reusing the debug build every test step shares, and installs its output the way the
+# image's runtime stage does. Cargo features of the binary: SHMFRAME_FEATURES (e.g. "gstreamer").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=release
+if [ "${1:-}" = "--debug" ]; then
+  profile=debug
+  shift
+fi
+out="${1:?usage: scripts/build-release.sh [--debug] OUT_DIR}"
+mkdir -p "$out"
+
+cargo_profile=(--release)
+maturin_profile=(--release)
+if [ "$profile" = debug ]; then
+  cargo_profile=()
+  maturin_profile=()
+fi
+features=()
+[ -n "${SHMFRAME_FEATURES:-}" ] && features=(--features "$SHMFRAME_FEATURES")
+
+cargo build --locked "${cargo_profile[@]}" -p shmframe-cli "${features[@]}"
+target="${CARGO_TARGET_DIR:-target}"
+install -m 0755 "$target/$profile/shmframe" "$out/shmframe"
+
+if [ ! -f pyproject.toml ]; then
+  echo "error: pyproject.toml is missing, so the Python wheel cannot be built" >&2
+  exit 1
+fi
+command -v maturin >/dev/null || {
+  echo "error: maturin is not installed: pip install 'maturin>=1.7,<2'" >&2
+  exit 1
+}
+
+maturin build --locked "${maturin_profile[@]}" --out "$out"
+ls -l "$out"

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Containers without a container engine: namespace tests of the library, the compose file run by
+# hand in namespaces the way Docker would, and the Dockerfile's build steps run in debug mode.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+passed=0
+failed=0
+check() {
+  local title="$1"
+  shift
+  echo "--- $title"
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "--- ok: $title"
+  else
+    failed=$((failed + 1))
+    echo "--- FAILED: $title"
+  fi
+}
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/ct-$$-XXXX")"
+chmod 0755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+namespaces=0
+if unshare --ipc --mount true 2>/dev/null; then
+  namespaces=1
+else
+  echo "note: this kernel refuses IPC/mount namespaces here; namespace checks are skipped"
+fi
+
+# 1. The namespace tests (crates/shmframe/tests/containers.rs). Where namespaces work, a skip is a
+#    failure.
+namespace_tests() {
+  SHMFRAME_REQUIRE_NAMESPACES=$namespaces cargo test -q -p shmframe --test containers
+}
+check "namespace tests (cargo test -p shmframe --test containers)" namespace_tests
+
+# 2. The compose file: schema (docker-compose's validator), then what matters for shared memory.
+need_apt docker-compose >/dev/null
+need_pip -q pyyaml dockerfile-parse
+
+compose_schema() {
+  docker-compose -f examples/compose.yaml config -q &&
+    docker-compose -f examples/compose.yaml --profile x11 config -q
+}
+check "compose file is valid (docker-compose config)" compose_schema
+
+# Prints (and checks) the writer's and the headless reader's commands, one per line, as JSON.
+compose_facts() {
+  python - "$work/compose.json" <<'PY'
+import json, re, sys, yaml
+
+doc = yaml.safe_load(open("examples/compose.yaml"))
+svc = doc["services"]
+errors = []
+def need(cond, what):
+    if not cond:
+        errors.append(what)
+
+w = svc.get("writer", {})
+need(w.get("ipc") == "shareable", "writer: ipc must be `shareable` so readers can join it")
+cmd = w.get("command", [])
+need(cmd[:1] == ["write"], "writer: command must be `write NAME …`")
+channel = cmd[1] if len(cmd) > 1 else None
+images = {s.get("image") for s in svc.values()}
+need(len(images) == 1, f"every service must use the one image, found {images}")
+need(w.get("build", {}).get("context") == "..", "writer: build context must be the repository root")
+
+def flag(args, name, default=None):
+    return args[args.index(name) + 1] if name in args else default
+
+size = flag(cmd, "--size", "640x480")
+wd, ht = (int(x) for x in size.split("x"))
+fmt = flag(cmd, "--format", "bgr8")
+channels = 1 if fmt == "gray8" else 3
+slots = int(flag(cmd, "--slots", "3"))
+up = lambda v, to: -(-v // to) * to
+ring = 4096 + slots * up(128 + wd * ht * channels, 4096)
+m = re.fullmatch(r"(\d+)([kmg]?)b?", str(w.get("shm_size", "64m")).lower())
+shm = int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+need(ring <= shm, f"writer: the ring ({ring} bytes) does not fit shm_size ({shm} bytes)")
+
+readers = [n for n, s in svc.items() if n != "writer"]
+need("reader" in readers and "viewer" in readers, "services `reader` and `viewer` expected")
+for n in readers:
+    s = svc[n]
+    need(s.get("ipc") == "service:writer", f"{n}: ipc must be `service:writer`")
+    c = s.get("command", [])
+    need(c[:2] == ["read", channel], f"{n}: must read the writer's channel `{channel}`")
+need("--headless" in svc.get("reader", {}).get("command", []), "reader: must run --headless")
+v = svc.get("viewer", {})
+need("x11" in v.get("profiles", []), "viewer: belongs in profile x11")
+need("DISPLAY" in v.get("environment", {}), "viewer: needs DISPLAY")
+need(any(str(x).startswith("/tmp/.X11-unix:/tmp/.X11-unix") for x in v.get("volumes", [])),
+     "viewer: needs the /tmp/.X11-unix volume")
+for e in errors:
+    print("error:", e)
+json.dump({"writer": cmd, "reader": svc["reader"]["command"], "shm": shm,
+           "shape": [ht, wd, channels]}, open(sys.argv[1], "w"))
+sys.exit(1 if errors else 0)
+PY
+}
+check "compose file: shared IPC namespace, one image, ring fits shm_size" compose_facts
+
+# 3. The Dockerfile: its build stage runs scripts/build-release.sh (the script run below), its
+#    runtime stage installs that output and runs as an unprivileged user.
+dockerfile_facts() {
+  python - <<'PY'
+import fnmatch, json, sys
+from dockerfile_parse import DockerfileParser
+
+df = DockerfileParser(path="Dockerfile")
+ins = df.structure
+errors = []
+def need(cond, what):
+    if not cond:
+        errors.append(what)
+
+froms = [i for i in ins if i["instruction"] == "FROM"]
+need(len(froms) == 2 and froms[0]["value"].endswith(" AS build"),
+     "two stages expected: `FROM … AS build`, then the runtime image")
+split = ins.index(froms[-1])
+build, runtime = ins[:split], ins[split:]
+runs = [i["value"] for i in build if i["instruction"] == "RUN"]
+need(any("scripts/build-release.sh /out" in r for r in runs),
+     "the build stage must run scripts/build-release.sh /out (the steps CI runs)")
+need(not any(w in r for r in runs for w in ("cargo build", "maturin build")),
+     "the build stage must not build by other commands than scripts/build-release.sh")
+copies = [i["value"] for i in runtime if i["instruction"] == "COPY"]
+need(any(c.startswith("--from=build /out/shmframe ") for c in copies),
+     "the runtime stage must copy /out/shmframe from the build stage")
+need(any("pip install" in i["value"] and "/wheels/*.whl" in i["value"]
+         for i in runtime if i["instruction"] == "RUN"),
+     "the runtime stage must pip install the wheel")
+users = [i["value"].split(":")[0] for i in runtime if i["instruction"] == "USER"]
+need(users and users[-1] not in ("0", "root"), "the runtime stage must end as a non-root USER")
+ep = [i["value"] for i in runtime if i["instruction"] == "ENTRYPOINT"]
+need(ep and json.loads(ep[-1]) == ["shmframe"], 'ENTRYPOINT ["shmframe"] expected')
+
+# The build context must keep what the build needs.
+ignore = [l.strip().rstrip("/") for l in open(".dockerignore")
+          if l.strip() and not l.startswith("#")]
+for path in ["Cargo.toml", "Cargo.lock", "pyproject.toml", "crates/shmframe/src/lib.rs",
+             "crates/shmframe-cli/src/main.rs", "scripts/build-release.sh"]:
+    hit = [p for p in ignore if fnmatch.fnmatch(path, p) or path.startswith(p + "/")]
+    need(not hit, f".dockerignore excludes {path} ({hit})")
+for e in errors:
+    print("error:", e)
+sys.exit(1 if errors else 0)
+PY
+}
+check "Dockerfile: build stage runs scripts/build-release.sh, non-root runtime" dockerfile_facts
+
+# 4. The image's build and install steps, in debug mode: the same script as the Dockerfile, then
+#    the runtime stage's install into a fresh environment.
+need_pip -q 'maturin>=1.7,<2'
+build_and_install() {
+  scripts/build-release.sh --debug "$work/out" &&
+    python3 -m venv "$work/runtime" &&
+    "$work/runtime/bin/pip" install -q "$work"/out/*.whl &&
+    (cd "$work" && "$work/runtime/bin/python" -c \
+      'import shmframe; print("python package:", shmframe.__file__)') &&
+    "$work/out/shmframe" --version
+}
+check "scripts/build-release.sh --debug, then install as the runtime stage does" build_and_install
+
+# 5. The compose services run as Docker would run them: the writer in its own IPC and mount
+#    namespaces with a tmpfs of shm_size on /dev/shm, the reader joining its namespaces
+#    (ipc: service:writer), both as the image's user (uid 1000). Bounded by --frames.
+compose_run() {
+  [ "$namespaces" = 1 ] || { echo "skipped: no namespaces"; return 0; }
+  [ -x "$work/out/shmframe" ] || { echo "no binary (build failed)"; return 1; }
+  python - "$work" <<'PY'
+import json, subprocess, sys
+
+work = sys.argv[1]
+facts = json.load(open(f"{work}/compose.json"))
+exe = f"{work}/out/shmframe"
+user = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"]
+writer = subprocess.Popen(
+    ["unshare", "--ipc", "--mount", "--propagation", "private", "--", "sh", "-c",
+     f"mount -t tmpfs -o size={facts['shm']},mode=1777 ct-shm /dev/shm && exec \"$@\"", "sh",
+     *user, exe, *facts["writer"], "--frames", "3000"],
+    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+# Join only once the writer runs in its namespaces, after /dev/shm is mounted (its exe is then ours).
+import os, time
+while writer.poll() is None and os.path.realpath(f"/proc/{writer.pid}/exe") != exe:
+    time.sleep(0.01)
+try:
+    reader = subprocess.run(
+        ["nsenter", "--target", str(writer.pid), "--ipc", "--mount", "--", *user, exe,
+         *facts["reader"], "--frames", "30", "--timeout", "20", "--json"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+finally:
+    writer.kill()
+    writer.wait()
+print(reader.stderr[-2000:], end="")
+print("reader:", reader.stdout.strip())
+summary = json.loads(reader.stdout.strip().splitlines()[-1]) if reader.stdout.strip() else {}
+ok = (reader.returncode == 0 and summary.get("frames") == 30
+      and summary.get("shape") == facts["shape"])
+if not ok:
+    print("error: the compose reader did not receive 30 frames of the writer's shape",
+          facts["shape"], "exit", reader.returncode)
+sys.exit(0 if ok else 1)
+PY
+}
+check "compose services run in namespaces as Docker would (writer, reader joining it)" compose_run
+
+echo "containers: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
