@@ -1,0 +1,148 @@
+//! `shmframe bridge --from EP --to EP`: copies frames between a native channel (`NAME`), the
+//! article's protocol (`seed:NAME`) and Zenoh (`zenoh:KEYEXPR`, with the `zenoh` feature).
+
+use super::endpoint::{Input, Next, Output};
+use crate::cli::BridgeArgs;
+use crate::stop;
+use anyhow::bail;
+use shmframe::WriterOptions;
+use std::time::Duration;
+
+/// One end of a bridge.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint {
+    Native(String),
+    Seed(String),
+    Zenoh(String),
+}
+
+fn parse(s: &str) -> anyhow::Result<Endpoint> {
+    let ep = if let Some(n) = s.strip_prefix("seed:") {
+        Endpoint::Seed(n.to_string())
+    } else if let Some(k) = s.strip_prefix("zenoh:") {
+        Endpoint::Zenoh(k.to_string())
+    } else if let Some(n) = s.strip_prefix("shm:") {
+        Endpoint::Native(n.to_string())
+    } else if s.contains(':') {
+        bail!("endpoint `{s}`: write NAME (a shmframe channel), seed:NAME or zenoh:KEYEXPR");
+    } else {
+        Endpoint::Native(s.to_string())
+    };
+    match &ep {
+        Endpoint::Native(n) | Endpoint::Seed(n) => {
+            shmframe::Name::new(n)?;
+        }
+        Endpoint::Zenoh(k) if k.is_empty() => bail!("endpoint `{s}`: the key expression is empty"),
+        Endpoint::Zenoh(_) => {}
+    }
+    Ok(ep)
+}
+
+/// Runs `shmframe bridge`.
+pub fn run(a: BridgeArgs) -> anyhow::Result<()> {
+    let from = parse(&a.from)?;
+    let to = parse(&a.to)?;
+    match (&from, &to) {
+        (Endpoint::Zenoh(_), Endpoint::Zenoh(_)) => {
+            bail!("both endpoints are Zenoh: use a Zenoh router for that")
+        }
+        (Endpoint::Zenoh(k), Endpoint::Native(n)) => zenoh(&a, false, k, n),
+        (Endpoint::Native(n), Endpoint::Zenoh(k)) => zenoh(&a, true, k, n),
+        (Endpoint::Zenoh(_), Endpoint::Seed(_)) | (Endpoint::Seed(_), Endpoint::Zenoh(_)) => bail!(
+            "Zenoh bridges to native channels only: bridge seed:NAME to a native channel first, and that channel to Zenoh"
+        ),
+        (f, t) => local(&a, f, t),
+    }
+}
+
+fn split(ep: &Endpoint) -> (&str, bool) {
+    match ep {
+        Endpoint::Native(n) => (n, false),
+        Endpoint::Seed(n) => (n, true),
+        Endpoint::Zenoh(k) => (k, false),
+    }
+}
+
+fn local(a: &BridgeArgs, from: &Endpoint, to: &Endpoint) -> anyhow::Result<()> {
+    let (src, src_seed) = split(from);
+    let (dst, dst_seed) = split(to);
+    if src == dst && src_seed == dst_seed {
+        bail!("--from and --to are the same channel");
+    }
+    let mut input = Input::open(src, src_seed, Duration::from_secs(10))?;
+    let mut opts = WriterOptions::new();
+    if let Some(schema) = input.schema() {
+        opts = opts.schema(schema);
+    }
+    let mut out = Output::create(dst, dst_seed, opts, 0o600)?;
+    eprintln!("shmframe bridge: {} → {} (Ctrl-C stops)", a.from, a.to);
+    let mut copied = 0u64;
+    let result = loop {
+        if stop::requested() || a.frames.is_some_and(|n| copied >= n) {
+            break Ok(());
+        }
+        match input.next(Duration::from_millis(200)) {
+            Ok(Next::Frame(f)) => {
+                // Frames from a seed channel carry no metadata, so none is attached downstream.
+                if let Err(e) = out.write(f.dtype, f.shape, f.data, f.meta) {
+                    break Err(e);
+                }
+                copied += 1;
+            }
+            Ok(Next::Idle) => {}
+            Ok(Next::Ended(msg)) => {
+                eprintln!("shmframe bridge: {msg}");
+                break Ok(());
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    out.close()?;
+    eprintln!("shmframe bridge: {copied} frames copied");
+    result
+}
+
+#[cfg(feature = "zenoh")]
+fn zenoh(a: &BridgeArgs, to_zenoh: bool, key: &str, channel: &str) -> anyhow::Result<()> {
+    if a.frames.is_some() {
+        bail!("--frames is not supported with Zenoh endpoints: stop the bridge with Ctrl-C");
+    }
+    let opts = shmframe_zenoh::ZenohOptions {
+        connect: a.zenoh_connect.clone(),
+        listen: a.zenoh_listen.clone(),
+        config: a.zenoh_config.clone(),
+    };
+    if to_zenoh {
+        shmframe_zenoh::channel_to_zenoh(channel, key, &opts, stop::flag())
+    } else {
+        shmframe_zenoh::zenoh_to_channel(key, channel, &opts, stop::flag())
+    }
+}
+
+#[cfg(not(feature = "zenoh"))]
+fn zenoh(_a: &BridgeArgs, _to_zenoh: bool, key: &str, _channel: &str) -> anyhow::Result<()> {
+    bail!(
+        "endpoint `zenoh:{key}` needs Zenoh support: rebuild with `cargo build -p shmframe-cli --features zenoh`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(parse("cam0").unwrap(), Endpoint::Native("cam0".into()));
+        assert_eq!(parse("seed:cam0").unwrap(), Endpoint::Seed("cam0".into()));
+        assert_eq!(
+            parse("zenoh:a/b/*").unwrap(),
+            Endpoint::Zenoh("a/b/*".into())
+        );
+        assert!(parse("http:x")
+            .unwrap_err()
+            .to_string()
+            .contains("seed:NAME"));
+        assert!(parse("seed:bad name").is_err());
+        assert!(parse("zenoh:").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! Both ends of a stream of frames over either protocol: [`Input`] receives from a native or
+//! seed-protocol channel, [`Output`] publishes to one. `read`, `write` and `bridge` share them.
+
+use crate::convert::{PixelFormat, PixelInfo};
+use anyhow::{bail, Context};
+use shmframe::seed::{SeedError, SeedFrame, SeedReader, SeedWriter};
+use shmframe::{DType, Frame, ReadError, Reader, Writer, WriterOptions};
+use std::time::Duration;
+
+/// A frame just received, borrowed from the [`Input`].
+pub struct Received<'a> {
+    /// Writer's index (native) or count (seed).
+    pub index: u64,
+    /// Frames skipped since the previous one.
+    pub missed: u64,
+    /// Receipt time minus publish time, µs (native only: the seed protocol has no timestamp).
+    pub latency_us: Option<u64>,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: &'a [usize],
+    /// The array's bytes.
+    pub data: &'a [u8],
+    /// The metadata bytes (empty for the seed protocol).
+    pub meta: &'a [u8],
+    /// The pixel format named by the frame's metadata.
+    pub format: Option<PixelFormat>,
+    /// `Some(false)` if the bytes do not match the writer's checksum.
+    pub intact: Option<bool>,
+}
+
+/// What waiting for a frame gave.
+pub enum Next<'a> {
+    /// A frame.
+    Frame(Received<'a>),
+    /// Nothing within the wait.
+    Idle,
+    /// The writer closed the channel (the message says so).
+    Ended(String),
+}
+
+/// A receiving end.
+pub enum Input {
+    /// A shmframe channel, the frame buffer, and when it was opened (frames published before
+    /// that get no latency: their age is backlog, not transport time).
+    Native(Box<Reader>, Box<Frame>, u64),
+    /// An article-protocol channel.
+    Seed(Box<SeedReader>, Box<SeedFrame>, Option<i64>, Vec<usize>),
+}
+
+impl Input {
+    /// Opens channel `name`, waiting up to `wait` for it to appear.
+    pub fn open(name: &str, seed: bool, wait: Duration) -> anyhow::Result<Input> {
+        if seed {
+            let r = SeedReader::open_wait(name, wait)?;
+            return Ok(Input::Seed(Box::new(r), Box::default(), None, Vec::new()));
+        }
+        let r = Reader::open_wait(name, wait)?;
+        let f = Frame {
+            index: 0,
+            timestamp_ns: 0,
+            missed: 0,
+            dtype: DType::U8,
+            shape: Vec::new(),
+            data: Vec::new(),
+            meta: Vec::new(),
+        };
+        Ok(Input::Native(
+            Box::new(r),
+            Box::new(f),
+            shmframe::monotonic_ns(),
+        ))
+    }
+
+    /// Native channels: skip to the newest frame on each call (a display wants that).
+    pub fn set_latest_only(&mut self, yes: bool) {
+        if let Input::Native(r, ..) = self {
+            r.set_latest_only(yes);
+        }
+    }
+
+    /// The metadata schema of a native channel.
+    pub fn schema(&self) -> Option<shmframe::Schema> {
+        match self {
+            Input::Native(r, ..) => r.schema().cloned(),
+            Input::Seed(..) => None,
+        }
+    }
+
+    /// Waits up to `wait` for the next frame.
+    pub fn next(&mut self, wait: Duration) -> anyhow::Result<Next<'_>> {
+        match self {
+            Input::Native(r, f, opened) => match r.next_into(f, Some(wait)) {
+                Ok(()) => {
+                    let now = shmframe::monotonic_ns();
+                    let info = PixelInfo::of(f, r.schema());
+                    Ok(Next::Frame(Received {
+                        index: f.index,
+                        missed: f.missed,
+                        latency_us: (f.timestamp_ns >= *opened)
+                            .then(|| now.saturating_sub(f.timestamp_ns) / 1000),
+                        dtype: f.dtype,
+                        shape: &f.shape,
+                        data: &f.data,
+                        meta: &f.meta,
+                        format: info.and_then(|i| i.format()),
+                        intact: info.map(|i| i.matches(&f.data)),
+                    }))
+                }
+                Err(ReadError::Timeout { .. }) => Ok(Next::Idle),
+                Err(e @ ReadError::Closed { .. }) => Ok(Next::Ended(e.to_string())),
+                Err(e) => Err(e.into()),
+            },
+            Input::Seed(r, f, last, shape) => match r.next_into(f, Some(wait)) {
+                Ok(()) => {
+                    let missed = last.map_or(0, |l| (f.count - l - 1).max(0) as u64);
+                    *last = Some(f.count);
+                    shape.clear();
+                    shape.extend_from_slice(&f.shape);
+                    Ok(Next::Frame(Received {
+                        index: f.count as u64,
+                        missed,
+                        latency_us: None,
+                        dtype: DType::U8,
+                        shape,
+                        data: &f.data,
+                        meta: &[],
+                        format: None,
+                        intact: None,
+                    }))
+                }
+                Err(SeedError::Timeout { .. }) => Ok(Next::Idle),
+                Err(e @ SeedError::Closed { .. }) => Ok(Next::Ended(e.to_string())),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+/// A publishing end.
+pub enum Output {
+    /// A shmframe channel.
+    Native(Box<Writer>),
+    /// An article-protocol channel.
+    Seed(Box<SeedWriter>),
+}
+
+impl Output {
+    /// Creates channel `name`. `schema` is the native channel's metadata schema; `capacity` the
+    /// expected frame size (the channel grows if a frame is larger).
+    pub fn create(
+        name: &str,
+        seed: bool,
+        opts: WriterOptions,
+        mode: u32,
+    ) -> anyhow::Result<Output> {
+        if seed {
+            return Ok(Output::Seed(Box::new(SeedWriter::create_with_mode(
+                name, mode,
+            )?)));
+        }
+        Ok(Output::Native(Box::new(Writer::create(name, opts)?)))
+    }
+
+    /// Publishes one frame. The seed protocol carries only HxWxC `uint8`: a 2-d frame is sent as
+    /// HxWx1 and metadata is dropped.
+    pub fn write(
+        &mut self,
+        dtype: DType,
+        shape: &[usize],
+        data: &[u8],
+        meta: &[u8],
+    ) -> anyhow::Result<()> {
+        match self {
+            Output::Native(w) => {
+                w.write_with_meta(dtype, shape, data, meta)?;
+            }
+            Output::Seed(w) => {
+                let hwc = match *shape {
+                    [h, wd] => [h, wd, 1],
+                    [h, wd, c] => [h, wd, c],
+                    _ => bail!(
+                        "the article's protocol carries HxW or HxWxC frames; this one has shape {shape:?}"
+                    ),
+                };
+                if dtype != DType::U8 {
+                    bail!("the article's protocol carries uint8 frames; this one is {dtype}");
+                }
+                w.write(hwc, data)
+                    .context("publishing on the seed channel")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the channel (removing it, unless a native writer was created with `keep`).
+    pub fn close(self) -> anyhow::Result<()> {
+        match self {
+            Output::Native(w) => w.close()?,
+            Output::Seed(w) => w.close()?,
+        }
+        Ok(())
+    }
+}

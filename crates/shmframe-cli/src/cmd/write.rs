@@ -1,0 +1,93 @@
+//! `shmframe write NAME`: publishes frames from a source until Ctrl-C, `--frames N`, or the end
+//! of a video; then closes (and, unless `--keep`, removes) the channel.
+
+use super::endpoint::Output;
+use crate::cli::{Protocol, WriteArgs};
+use crate::convert::{pixel_schema, PixelInfo};
+use crate::{source, stop};
+use shmframe::{DType, WriterOptions};
+use std::time::{Duration, Instant};
+
+/// Runs `shmframe write`.
+pub fn run(a: WriteArgs) -> anyhow::Result<()> {
+    // Check the name before touching a camera or decoding files.
+    shmframe::Name::new(&a.name)?;
+    let mut src = source::open(&a.source, a.size, a.format, a.fps)?;
+    let seed = a.protocol == Protocol::Seed;
+    let opts = WriterOptions::new()
+        .slots(a.slots)
+        .mode(a.mode)
+        .keep(a.keep)
+        .schema(pixel_schema())
+        .capacity(a.size.0 * a.size.1 * a.format.channels());
+    let mut out = Output::create(&a.name, seed, opts, a.mode)?;
+    eprintln!(
+        "shmframe write: publishing {} as {} on {}channel `{}` (pid {}); Ctrl-C stops",
+        src.describe(),
+        a.format.name(),
+        if seed { "seed-protocol " } else { "" },
+        a.name,
+        std::process::id()
+    );
+
+    let period = Duration::from_secs_f64(1.0 / a.fps);
+    let mut due = Instant::now();
+    let mut buf = Vec::new();
+    let mut published = 0u64;
+    let result = loop {
+        if stop::requested() || a.frames.is_some_and(|n| published >= n) {
+            break Ok(());
+        }
+        let (w, h) = match src.next_frame(&mut buf) {
+            Ok(Some(size)) => size,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        let shape = a.format.shape(w, h);
+        let meta = PixelInfo::new(a.format, &buf);
+        if let Err(e) = out.write(DType::U8, &shape, &buf, meta.bytes()) {
+            break Err(e);
+        }
+        published += 1;
+        if !src.paced() {
+            due += period;
+            let now = Instant::now();
+            if due < now {
+                // Behind (a slow machine or a huge frame): do not try to catch up in a burst.
+                due = now;
+            }
+            sleep_until(due);
+        }
+    };
+
+    if a.keep && seed {
+        // The seed writer removes its objects when dropped; keeping them means not dropping it.
+        std::mem::forget(out);
+    } else {
+        out.close()?;
+    }
+    result?;
+    if a.keep {
+        eprintln!(
+            "shmframe write: {published} frames; channel `{}` kept (remove it with `shmframe rm {}`)",
+            a.name, a.name
+        );
+    } else {
+        eprintln!(
+            "shmframe write: {published} frames; channel `{}` removed",
+            a.name
+        );
+    }
+    Ok(())
+}
+
+/// Sleeps until `t`, waking early if a stop was requested.
+fn sleep_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t || stop::requested() {
+            return;
+        }
+        std::thread::sleep((t - now).min(Duration::from_millis(50)));
+    }
+}
