@@ -505,23 +505,7 @@ impl SeedWriter {
                 what: format!("mode {mode:o}: give permission bits that include owner read/write (e.g. 0o600, 0o660)"),
             });
         }
-        let meta = shm::open(
-            names.meta.as_str(),
-            shm::OFlags::CREATE | shm::OFlags::RDWR,
-            Mode::from_raw_mode(mode),
-        )
-        .map_err(names.io("shm_open meta"))?;
-        match rustix::fs::flock(&meta, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(Errno::WOULDBLOCK) => {
-                return Err(SeedError::Busy {
-                    name: names.name.clone(),
-                })
-            }
-            Err(e) => return Err(names.io("flock")(e)),
-        }
-        let _ = rustix::fs::fchmod(&meta, Mode::from_raw_mode(mode));
-        rustix::fs::ftruncate(&meta, META_SIZE as u64).map_err(names.io("ftruncate meta"))?;
+        let meta = open_meta(&names, mode)?;
         // Created at 0 and raised to 1 only once the metadata is reset, as the article does.
         let sem = NamedSem::replace(&names, mode, 0).map_err(names.io("sem_open"))?;
         // A previous writer's count and shape would be taken for a current frame.
@@ -555,6 +539,25 @@ impl SeedWriter {
     /// e.g. by a reader killed while copying) and replaced.
     pub fn stuck_recoveries(&self) -> u64 {
         self.recoveries
+    }
+
+    /// Re-creates objects that another program removed while we publish (e.g. a Python process
+    /// that attached with `multiprocessing.shared_memory`, whose resource tracker unlinks what it
+    /// attached to when it exits). Readers see the replaced objects and follow them.
+    fn recreate_removed(&mut self) -> Result<(), SeedError> {
+        let gone = |fd: &OwnedFd| rustix::fs::fstat(fd).is_ok_and(|st| st.st_nlink == 0);
+        if gone(&self.meta) {
+            self.meta = open_meta(&self.names, self.mode)?;
+        }
+        if self.data.as_ref().is_some_and(gone) {
+            self.data = None;
+            self.data_len = 0;
+        }
+        if !self.sem.is_current(&self.names) {
+            self.sem =
+                NamedSem::replace(&self.names, self.mode, 1).map_err(self.names.io("sem_open"))?;
+        }
+        Ok(())
     }
 
     /// Takes the semaphore; if it stays taken for [`SEM_STUCK_AFTER`], its holder died holding
@@ -606,6 +609,7 @@ impl SeedWriter {
                 data.len()
             )));
         }
+        self.recreate_removed()?;
         if self.data.is_none() {
             let fd = shm::open(
                 self.names.data.as_str(),
@@ -702,6 +706,29 @@ impl SeedWriter {
         ok(sem).map_err(self.names.io("sem_unlink"))?;
         Ok(())
     }
+}
+
+/// Opens (creating it if needed) `NAME-meta` for writing, takes the writer's `flock` on it and
+/// sizes it for the metadata struct.
+fn open_meta(names: &Names, mode: u32) -> Result<OwnedFd, SeedError> {
+    let meta = shm::open(
+        names.meta.as_str(),
+        shm::OFlags::CREATE | shm::OFlags::RDWR,
+        Mode::from_raw_mode(mode),
+    )
+    .map_err(names.io("shm_open meta"))?;
+    match rustix::fs::flock(&meta, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(Errno::WOULDBLOCK) => {
+            return Err(SeedError::Busy {
+                name: names.name.clone(),
+            })
+        }
+        Err(e) => return Err(names.io("flock")(e)),
+    }
+    let _ = rustix::fs::fchmod(&meta, Mode::from_raw_mode(mode));
+    rustix::fs::ftruncate(&meta, META_SIZE as u64).map_err(names.io("ftruncate meta"))?;
+    Ok(meta)
 }
 
 impl Drop for SeedWriter {

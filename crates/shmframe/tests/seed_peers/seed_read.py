@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--until-count", type=int, default=0, help="stop at this count")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--poll", type=float, default=0.0005)
+    ap.add_argument("--progress", action="store_true", help='print "frame COUNT" per frame')
     ap.add_argument(
         "--crash-holding-lock",
         action="store_true",
@@ -118,6 +119,8 @@ def main():
             if out["first_count"] is None:
                 out["first_count"] = count
             out["last_count"] = count
+            if a.progress:
+                print(f"frame {count}", flush=True)
             if not np.array_equal(frame.reshape((h, w, c)), pattern((h, w, c), count)):
                 out["bad"] += 1
                 if out["first_bad"] is None:
