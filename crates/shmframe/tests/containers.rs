@@ -733,8 +733,7 @@ fn inner_no_space() {
     assert_eq!((f.index, f.data == pattern(0, qvga)), (0, true));
     let err = w
         .write(DType::U8, &HD, &pattern(1, HD_BYTES))
-        .err()
-        .expect("growing to 1080p cannot fit in 4 MiB");
+        .expect_err("growing to 1080p cannot fit in 4 MiB");
     let msg = err.to_string();
     match err {
         WriteError::Grow {
