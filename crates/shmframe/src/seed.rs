@@ -850,10 +850,8 @@ impl SeedReader {
                 });
             }
             let new = md.count != 0 && Some(md.count) != self.last;
-            if new || probe {
-                if self.try_copy(frame, deadline, start)? {
-                    return Ok(());
-                }
+            if (new || probe) && self.try_copy(frame, deadline, start)? {
+                return Ok(());
             }
             first = false;
             let now = Instant::now();
@@ -901,18 +899,14 @@ impl SeedReader {
         start: Instant,
     ) -> Result<bool, SeedError> {
         let since = *self.blocked_since.get_or_insert_with(Instant::now);
-        loop {
-            let stuck_at = since + self.stuck_after;
-            let until = deadline.map_or(stuck_at, |d| d.min(stuck_at));
-            let att = self.att.as_ref().expect("attached");
-            let ok = att
-                .sem
-                .wait_until(until)
-                .map_err(self.names.io("sem_timedwait"))?;
-            if ok {
-                self.blocked_since = None;
-                break;
-            }
+        let stuck_at = since + self.stuck_after;
+        let until = deadline.map_or(stuck_at, |d| d.min(stuck_at));
+        let att = self.att.as_ref().expect("attached");
+        let ok = att
+            .sem
+            .wait_until(until)
+            .map_err(self.names.io("sem_timedwait"))?;
+        if !ok {
             let now = Instant::now();
             if now < stuck_at {
                 // The caller's deadline; keep `blocked_since` so that short timeouts add up.
@@ -936,6 +930,7 @@ impl SeedReader {
                 held_for: now - since,
             });
         }
+        self.blocked_since = None;
         let att = self.att.as_mut().expect("attached");
         let held = Held(&att.sem);
         let names = &self.names;

@@ -101,8 +101,8 @@ fn field(json: &str, key: &str) -> String {
         .find(&format!("\"{key}\": "))
         .unwrap_or_else(|| panic!("no {key} in {json}"));
     let rest = &json[at + key.len() + 4..];
-    let end = if rest.starts_with('"') {
-        rest[1..].find('"').map(|i| i + 2)
+    let end = if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.find('"').map(|i| i + 2)
     } else if rest.starts_with('[') {
         let mut depth = 0;
         rest.char_indices()
