@@ -22,7 +22,8 @@ cargo_profile=(--release)
 maturin_profile=(--release)
 if [ "$profile" = debug ]; then
   cargo_profile=()
-  maturin_profile=()
+  # pyproject.toml asks maturin for the release profile; debug mode overrides it.
+  maturin_profile=(--profile dev)
 fi
 features=()
 [ -n "${SHMFRAME_FEATURES:-}" ] && features=(--features "$SHMFRAME_FEATURES")
