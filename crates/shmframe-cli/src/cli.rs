@@ -130,9 +130,14 @@ pub struct InfoArgs {
 
 /// `shmframe rm`.
 #[derive(Args, Debug, Clone)]
+#[command(override_usage = "shmframe rm NAME...\n       shmframe rm --stale")]
 pub struct RmArgs {
     /// Channel names to remove.
-    #[arg(required_unless_present = "stale", conflicts_with = "stale")]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "stale",
+        conflicts_with = "stale"
+    )]
     pub names: Vec<String>,
     /// Remove every channel whose writer is gone (died, or exited with --keep).
     #[arg(long)]

@@ -98,7 +98,7 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
         if f.intact == Some(false) {
             stats.torn += 1;
         }
-        stats.record(f.missed, f.latency_us, f.shape, f.dtype.name());
+        stats.record(f.index, f.missed, f.latency_us, f.shape, f.dtype.name());
         let layout = || convert::frame_layout(f.dtype, f.shape, f.format);
         if let Some(s) = &mut snaps {
             let (w, h, fmt) = layout()?;

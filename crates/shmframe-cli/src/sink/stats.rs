@@ -17,6 +17,8 @@ pub struct Stats {
     pub shape: Vec<usize>,
     /// Dtype name of the newest frame.
     pub dtype: String,
+    /// Writer's index of the first and the newest frame received.
+    pub indices: Option<(u64, u64)>,
     latencies_us: Vec<u64>,
     first: Option<Instant>,
     last: Option<Instant>,
@@ -41,6 +43,7 @@ impl Stats {
             torn: 0,
             shape: Vec::new(),
             dtype: String::new(),
+            indices: None,
             latencies_us: Vec::new(),
             first: None,
             last: None,
@@ -54,8 +57,16 @@ impl Stats {
     }
 
     /// Records a frame received now, `latency_us` after it was published (if known).
-    pub fn record(&mut self, missed: u64, latency_us: Option<u64>, shape: &[usize], dtype: &str) {
+    pub fn record(
+        &mut self,
+        index: u64,
+        missed: u64,
+        latency_us: Option<u64>,
+        shape: &[usize],
+        dtype: &str,
+    ) {
         let now = Instant::now();
+        self.indices = Some((self.indices.map_or(index, |(first, _)| first), index));
         self.first.get_or_insert(now);
         self.last = Some(now);
         self.frames += 1;
@@ -160,6 +171,8 @@ impl Stats {
             "torn": self.torn,
             "shape": self.shape,
             "dtype": self.dtype,
+            "first_index": self.indices.map(|i| i.0),
+            "last_index": self.indices.map(|i| i.1),
         })
     }
 
@@ -206,8 +219,8 @@ mod tests {
     #[test]
     fn json_has_the_agreed_keys() {
         let mut s = Stats::new();
-        s.record(0, Some(10), &[2, 3], "uint8");
-        s.record(2, Some(30), &[2, 3], "uint8");
+        s.record(0, 0, Some(10), &[2, 3], "uint8");
+        s.record(3, 2, Some(30), &[2, 3], "uint8");
         let j = s.json();
         for k in [
             "frames",
@@ -223,6 +236,10 @@ mod tests {
         assert_eq!(j["frames"], 2);
         assert_eq!(j["missed"], 2);
         assert_eq!(j["latency_us_p99"], 30);
+        assert_eq!(
+            (j["first_index"].clone(), j["last_index"].clone()),
+            (0.into(), 3.into())
+        );
         assert_eq!(j["shape"], serde_json::json!([2, 3]));
     }
 }

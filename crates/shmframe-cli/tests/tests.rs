@@ -1,0 +1,5 @@
+//! Integration tests: run the real `shmframe` executable as separate processes talking through
+//! real shared memory.
+
+mod cli;
+mod util;

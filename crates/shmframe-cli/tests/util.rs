@@ -1,0 +1,201 @@
+//! Helpers for tests that run the `shmframe` executable (after ripgrep's `tests/util.rs`): a
+//! unique temporary directory and channel names per test, processes that are stopped and
+//! channels that are removed when the test ends, pass or fail.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One test's sandbox.
+pub struct Dir {
+    /// The temporary directory.
+    pub path: PathBuf,
+    id: String,
+    names: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Dir {
+    /// A fresh directory for test `name`.
+    pub fn new(name: &str) -> Dir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("sft-cli-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(format!("{id}-{name}"));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Dir {
+            path,
+            id,
+            names: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// A channel name unique to this test (removed at the end).
+    pub fn channel(&mut self, what: &str) -> String {
+        let name = format!("{}-{what}", self.id);
+        self.names.push(name.clone());
+        name
+    }
+
+    /// A path in the directory.
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    /// The `shmframe` command with `args`, run in the directory, without a display.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_shmframe"));
+        c.args(args)
+            .current_dir(&self.path)
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Starts in the background with stdout and stderr captured; stopped at the end of the test
+    /// if still running. Returns its index for [`Dir::wait`] / [`Dir::signal`].
+    pub fn spawn(&mut self, args: &[&str]) -> usize {
+        let child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// The pid of a spawned process.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.children[i].id()
+    }
+
+    /// Sends `sig` to a spawned process.
+    pub fn signal(&self, i: usize, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid(i) as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    /// Waits for a spawned process (which must end within a minute) and returns its output.
+    pub fn wait(&mut self, i: usize) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.children[i].try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "process {i} ({}) did not exit within a minute",
+                self.pid(i)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let child = std::mem::replace(&mut self.children[i], Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Waits until channel `name` exists (its writer is up).
+    pub fn wait_channel(&self, name: &str) {
+        shmframe::Reader::open_wait(name, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("channel {name} did not appear: {e}"));
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for n in &self.names {
+            let _ = shmframe::channels::remove(n);
+            for o in [n.clone(), format!("{n}-meta"), format!("sem.{n}")] {
+                let _ = std::fs::remove_file(Path::new("/dev/shm").join(o));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// Asserts failure with a message containing every one of `needles`; returns stderr.
+#[track_caller]
+pub fn fails_with(o: &Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected a failure, got {:?}\nstdout: {}\nstderr: {err}",
+        o.status,
+        stdout(o)
+    );
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+    err
+}
+
+/// The single JSON object a command printed on stdout.
+#[track_caller]
+pub fn json(o: &Output) -> serde_json::Value {
+    let out = ok(o);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// An RGB test image where every pixel differs from its neighbours.
+pub fn pattern(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 7 + y * 3) as u8,
+            ((x * 13) ^ (y * 5)) as u8,
+            255 - (x * 2 + y * 9) as u8,
+        ])
+    })
+}
+
+/// Saves `img` as a PNG in the directory and returns its path.
+pub fn save_png(dir: &Dir, name: &str, img: &image::RgbImage) -> String {
+    let p = dir.join(name);
+    img.save(&p).unwrap();
+    p.display().to_string()
+}
+
+/// PNG files in `dir`, sorted.
+pub fn pngs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    v.sort();
+    v
+}
