@@ -1,1 +1,708 @@
-//! Placeholder crate; see its issue.
+//! `shmframe._shmframe`: the compiled half of the Python package `shmframe`.
+//!
+//! This module is deliberately thin: it moves bytes and NumPy arrays in and out of the Rust
+//! library and maps its typed errors to Python exceptions. The friendly API (metadata as ctypes
+//! structures or structured dtypes, context managers, iteration) lives in `python/shmframe`.
+//!
+//! Memory safety across the language boundary rests on one rule, the one rust-numpy follows: an
+//! ndarray that points into shared memory has a base object that owns the mapping. Arrays over a
+//! zero-copy view own the `FrameView` (mapping and slot pin); arrays over a writer's loan own a
+//! handle on the mapping. Python may keep such an array as long as it likes; it never dangles.
+//!
+//! Blocking calls detach from the interpreter (other Python threads run) and wait in slices of at
+//! most [`SLICE`], checking for signals between slices, so Ctrl-C interrupts them promptly.
+
+use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::PyBytes;
+use shmframe::{
+    CreateError, DType, Field, Frame, FrameView, OpenError, RawLoan, ReadError, Reader, Schema,
+    WriteError, Writer, WriterOptions,
+};
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The longest a blocking call waits without checking for signals (Ctrl-C).
+const SLICE: Duration = Duration::from_millis(50);
+
+pyo3::import_exception!(shmframe._errors, Error);
+pyo3::import_exception!(shmframe._errors, ChannelNotFound);
+pyo3::import_exception!(shmframe._errors, WriterGone);
+pyo3::import_exception!(shmframe._errors, ChannelClosed);
+pyo3::import_exception!(shmframe._errors, Timeout);
+pyo3::import_exception!(shmframe._errors, LayoutMismatch);
+pyo3::import_exception!(shmframe._errors, ChannelBusy);
+pyo3::import_exception!(shmframe._errors, PermissionDenied);
+
+fn create_err(e: CreateError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        CreateError::Name(_) | CreateError::BadOptions { .. } => PyValueError::new_err(msg),
+        CreateError::Busy { .. } => ChannelBusy::new_err(msg),
+        CreateError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
+        _ => Error::new_err(msg),
+    }
+}
+
+fn open_err(e: OpenError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        OpenError::Name(_) => PyValueError::new_err(msg),
+        OpenError::NotFound { .. } | OpenError::Timeout { .. } => ChannelNotFound::new_err(msg),
+        OpenError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
+        OpenError::NotOurs { .. }
+        | OpenError::VersionMismatch { .. }
+        | OpenError::Truncated { .. }
+        | OpenError::Corrupt { .. } => LayoutMismatch::new_err(msg),
+        _ => Error::new_err(msg),
+    }
+}
+
+fn read_err(e: ReadError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        ReadError::Timeout { .. } => Timeout::new_err(msg),
+        ReadError::WriterGone { .. } => WriterGone::new_err(msg),
+        ReadError::Closed { .. } => ChannelClosed::new_err(msg),
+        ReadError::CorruptFrame { .. } => LayoutMismatch::new_err(msg),
+        ReadError::Reopen(e) => open_err(e),
+        _ => Error::new_err(msg),
+    }
+}
+
+fn write_err(e: WriteError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        WriteError::BadFrame { .. } | WriteError::MetaMismatch { .. } => PyValueError::new_err(msg),
+        _ => Error::new_err(msg),
+    }
+}
+
+/// A timeout argument in seconds (`None`: forever) as an optional deadline.
+fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) => {
+            let d = Duration::try_from_secs_f64(t).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "timeout must be a number of seconds ≥ 0 or None, not {t}"
+                ))
+            })?;
+            Ok(Some(Instant::now() + d))
+        }
+    }
+}
+
+/// Runs `step` with the interpreter detached, in slices of at most [`SLICE`] until `deadline`,
+/// checking for signals between slices. `step` returns `Ok(Some(v))` when done, `Ok(None)` when
+/// its slice ran out.
+fn sliced<T, E>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    mut step: impl FnMut(Duration) -> Result<Option<T>, E> + Send,
+) -> PyResult<Result<Option<T>, E>>
+where
+    T: Send,
+    E: Send,
+{
+    loop {
+        let now = Instant::now();
+        let slice = deadline.map_or(SLICE, |d| d.saturating_duration_since(now).min(SLICE));
+        let last = deadline.is_some_and(|d| now + slice >= d);
+        match py.detach(|| step(slice)) {
+            Ok(None) if !last => py.check_signals()?,
+            other => return Ok(other),
+        }
+    }
+}
+
+fn dtype_of(descr: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
+    let unsupported = || {
+        PyTypeError::new_err(format!(
+            "arrays of dtype {} cannot be sent: use bool, uint8, int8, uint16, int16, uint32, \
+             int32, uint64, int64, float32 or float64 (convert with array.astype(...))",
+            descr
+        ))
+    };
+    if descr.has_fields() || descr.has_subarray() {
+        return Err(unsupported());
+    }
+    if descr.is_native_byteorder() == Some(false) {
+        return Err(PyTypeError::new_err(format!(
+            "array has non-native byte order ({descr}): convert with array.astype(array.dtype.newbyteorder('='))"
+        )));
+    }
+    Ok(match (descr.kind(), descr.itemsize()) {
+        (b'b', 1) => DType::Bool,
+        (b'u', 1) => DType::U8,
+        (b'i', 1) => DType::I8,
+        (b'u', 2) => DType::U16,
+        (b'i', 2) => DType::I16,
+        (b'u', 4) => DType::U32,
+        (b'i', 4) => DType::I32,
+        (b'u', 8) => DType::U64,
+        (b'i', 8) => DType::I64,
+        (b'f', 4) => DType::F32,
+        (b'f', 8) => DType::F64,
+        _ => return Err(unsupported()),
+    })
+}
+
+fn parse_dtype(name: &str) -> PyResult<DType> {
+    DType::parse(name).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "dtype {name:?} is not supported: use bool, uint8, int8, uint16, int16, uint32, int32, \
+             uint64, int64, float32 or float64"
+        ))
+    })
+}
+
+fn dims(shape: &[usize]) -> PyResult<Vec<npy_intp>> {
+    shape
+        .iter()
+        .map(|&d| npy_intp::try_from(d).map_err(|_| PyValueError::new_err("dimension too large")))
+        .collect()
+}
+
+/// A new C-contiguous ndarray of `dtype` and `shape`. With `data`, the array points at `data`
+/// and `base` becomes its base object; without, NumPy allocates (and `base` is ignored).
+///
+/// # Safety
+/// If `data` is given it must point to `shape`×`dtype` bytes (aligned for `dtype` or not, NumPy
+/// checks) that stay mapped as long as `base` lives, and, if `writable`, that nothing else writes
+/// while the array is meant to be filled.
+unsafe fn new_array<'py>(
+    py: Python<'py>,
+    dtype: DType,
+    shape: &[usize],
+    data: Option<*mut u8>,
+    writable: bool,
+    base: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let descr = PyArrayDescr::new(py, dtype.name())?;
+    let mut dims = dims(shape)?;
+    // With a data pointer, `flags` are the array's flags; without, any non-zero value asks NumPy
+    // for Fortran order, so pass 0 (C order).
+    let flags = match (data, writable) {
+        (None, _) => 0,
+        (Some(_), true) => npyffi::NPY_ARRAY_C_CONTIGUOUS | npyffi::NPY_ARRAY_WRITEABLE,
+        (Some(_), false) => npyffi::NPY_ARRAY_C_CONTIGUOUS,
+    };
+    // SAFETY: the type object and descriptor come from NumPy's own API; `dims` has `shape.len()`
+    // entries (≤ 8) and outlives the call; strides NULL means C order; `data` is NULL (NumPy
+    // allocates) or valid as the caller guarantees. The descriptor reference is stolen.
+    let ptr = unsafe {
+        PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+            descr.into_dtype_ptr(),
+            dims.len() as std::ffi::c_int,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            data.map_or(std::ptr::null_mut(), |p| p.cast()),
+            flags,
+            std::ptr::null_mut(),
+        )
+    };
+    // SAFETY: `ptr` is a new reference or NULL with an exception set.
+    let array = unsafe { Bound::from_owned_ptr_or_err(py, ptr)? };
+    if let (Some(_), Some(base)) = (data, base) {
+        // SAFETY: `array` is a fresh ndarray without a base; SetBaseObject steals the reference
+        // we pass (`into_ptr`) even on failure.
+        let rc = unsafe {
+            PY_ARRAY_API.PyArray_SetBaseObject(
+                py,
+                array.as_ptr().cast::<npyffi::PyArrayObject>(),
+                base.into_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    Ok(array)
+}
+
+/// A copy of `bytes` as a new ndarray.
+fn array_copy<'py>(
+    py: Python<'py>,
+    dtype: DType,
+    shape: &[usize],
+    bytes: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: no data pointer: NumPy allocates the array.
+    let array = unsafe { new_array(py, dtype, shape, None, true, None)? };
+    // SAFETY: `array` is a fresh C-contiguous ndarray of `shape` × `dtype`, which is exactly
+    // `bytes.len()` bytes (the library checked the frame's length against its shape).
+    unsafe {
+        let data = (*array.as_ptr().cast::<npyffi::PyArrayObject>())
+            .fields
+            .data;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len());
+    }
+    Ok(array)
+}
+
+/// A schema as Python passes it: (type name, size, align, [(field, dtype name, count, offset)]).
+type SchemaArg = (String, u32, u32, Vec<(String, String, u32, u32)>);
+
+fn schema_from_tuple((type_name, size, align, fields): SchemaArg) -> PyResult<Schema> {
+    let fields = fields
+        .into_iter()
+        .map(|(name, dtype, count, offset)| {
+            Ok(Field {
+                name,
+                dtype: parse_dtype(&dtype)?,
+                count,
+                offset,
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let schema = Schema {
+        type_name,
+        size,
+        align,
+        fields,
+    };
+    schema
+        .validate()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(schema)
+}
+
+type SchemaTuple = (String, u32, u32, Vec<(String, &'static str, u32, u32)>);
+
+fn schema_to_tuple(s: &Schema) -> SchemaTuple {
+    (
+        s.type_name.clone(),
+        s.size,
+        s.align,
+        s.fields
+            .iter()
+            .map(|f| (f.name.clone(), f.dtype.name(), f.count, f.offset))
+            .collect(),
+    )
+}
+
+/// Keeps a writer's mapping alive for an ndarray over a loaned slot.
+#[pyclass(frozen, module = "shmframe._shmframe")]
+struct LoanMapping {
+    _mapping: Arc<dyn Any + Send + Sync>,
+}
+
+struct WriterState {
+    writer: Option<Writer>,
+    loan: Option<RawLoan>,
+}
+
+/// Low-level writer; use `shmframe.Writer`.
+#[pyclass(module = "shmframe._shmframe", name = "_Writer")]
+struct PyWriter {
+    state: Mutex<WriterState>,
+    name: String,
+}
+
+fn lock<'a, T>(m: &'a Mutex<T>, py: Python<'_>) -> MutexGuard<'a, T> {
+    // A panic while holding the lock cannot leave the state half-updated in a way that matters
+    // to memory safety (the library keeps its own invariants), so recover from poisoning.
+    m.lock_py_attached(py)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn closed_err(what: &str, name: &str) -> PyErr {
+    PyValueError::new_err(format!("{what} of channel `{name}` is closed"))
+}
+
+#[pymethods]
+impl PyWriter {
+    #[new]
+    #[pyo3(signature = (name, slots, mode, keep, schema=None))]
+    fn new(
+        name: &str,
+        slots: u32,
+        mode: u32,
+        keep: bool,
+        schema: Option<SchemaArg>,
+    ) -> PyResult<Self> {
+        let mut opts = WriterOptions::new().slots(slots).mode(mode).keep(keep);
+        if let Some(schema) = schema {
+            opts = opts.schema(schema_from_tuple(schema)?);
+        }
+        let writer = Writer::create(name, opts).map_err(create_err)?;
+        Ok(PyWriter {
+            state: Mutex::new(WriterState {
+                writer: Some(writer),
+                loan: None,
+            }),
+            name: name.to_string(),
+        })
+    }
+
+    /// Publishes a copy of a C-contiguous array; returns the frame's index.
+    #[pyo3(signature = (array, meta=None))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyUntypedArray>,
+        meta: Option<&[u8]>,
+    ) -> PyResult<u64> {
+        let dtype = dtype_of(&array.dtype())?;
+        if !array.is_c_contiguous() {
+            return Err(PyValueError::new_err(
+                "array is not C-contiguous: pass numpy.ascontiguousarray(array)",
+            ));
+        }
+        let shape = array.shape().to_vec();
+        let len = shape.iter().product::<usize>() * dtype.size();
+        let mut st = lock(&self.state, py);
+        let w = st
+            .writer
+            .as_mut()
+            .ok_or_else(|| closed_err("writer", &self.name))?;
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the array is C-contiguous with `len` bytes at its data pointer, and we hold
+            // a reference to it (and the interpreter) for the whole copy, so it cannot be freed or
+            // resized meanwhile.
+            unsafe {
+                std::slice::from_raw_parts((*array.as_array_ptr()).fields.data.cast::<u8>(), len)
+            }
+        };
+        w.write_with_meta(dtype, &shape, bytes, meta.unwrap_or(&[]))
+            .map_err(write_err)
+    }
+
+    /// Loans a slot: returns a writable ndarray over it. Finish with `publish` or `discard`.
+    fn loan<'py>(
+        &self,
+        py: Python<'py>,
+        shape: Vec<usize>,
+        dtype: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dtype = parse_dtype(dtype)?;
+        let mut st = lock(&self.state, py);
+        if st.loan.is_some() {
+            return Err(PyValueError::new_err(format!(
+                "a loan on channel `{}` is already open: finish it (leave its `with` block) first",
+                self.name
+            )));
+        }
+        let w = st
+            .writer
+            .as_mut()
+            .ok_or_else(|| closed_err("writer", &self.name))?;
+        let mut loan = w.loan_raw(dtype, &shape).map_err(write_err)?;
+        let data = loan.as_mut_slice().as_mut_ptr();
+        let base = Bound::new(
+            py,
+            LoanMapping {
+                _mapping: loan.mapping(),
+            },
+        )?
+        .into_any();
+        st.loan = Some(loan);
+        // SAFETY: `data` points at the loan's `shape` × `dtype` bytes in the writer's mapping,
+        // which `base` keeps mapped for as long as the array lives; the slot is claimed for this
+        // loan (readers do not read it) until `publish`/`discard`.
+        unsafe { new_array(py, dtype, &shape, Some(data), true, Some(base)) }
+    }
+
+    /// Publishes the open loan with optional metadata bytes; returns its index.
+    #[pyo3(signature = (meta=None))]
+    fn publish(&self, py: Python<'_>, meta: Option<&[u8]>) -> PyResult<u64> {
+        let mut st = lock(&self.state, py);
+        let st = &mut *st;
+        let loan = st.loan.take().ok_or_else(|| {
+            PyValueError::new_err(format!("no loan is open on channel `{}`", self.name))
+        })?;
+        let w = st
+            .writer
+            .as_mut()
+            .ok_or_else(|| closed_err("writer", &self.name))?;
+        w.publish_raw(loan, meta.unwrap_or(&[])).map_err(write_err)
+    }
+
+    /// Discards the open loan (if any).
+    fn discard(&self, py: Python<'_>) {
+        let mut st = lock(&self.state, py);
+        let st = &mut *st;
+        if let (Some(loan), Some(w)) = (st.loan.take(), st.writer.as_mut()) {
+            w.discard_raw(loan);
+        }
+    }
+
+    /// Closes the channel (removing it unless the writer keeps it). Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let mut st = lock(&self.state, py);
+        if let (Some(loan), Some(w)) = (st.loan.take(), st.writer.as_mut()) {
+            w.discard_raw(loan);
+        }
+        match st.writer.take() {
+            Some(w) => w.close().map_err(write_err),
+            None => Ok(()),
+        }
+    }
+
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        lock(&self.state, py).writer.is_none()
+    }
+
+    #[getter]
+    fn frames_published(&self, py: Python<'_>) -> u64 {
+        lock(&self.state, py)
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.frames_published())
+    }
+
+    #[getter]
+    fn capacity(&self, py: Python<'_>) -> usize {
+        lock(&self.state, py)
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.capacity())
+    }
+
+    #[getter]
+    fn schema(&self, py: Python<'_>) -> Option<SchemaTuple> {
+        lock(&self.state, py)
+            .writer
+            .as_ref()
+            .and_then(|w| w.schema().map(schema_to_tuple))
+    }
+}
+
+/// Owns a zero-copy `FrameView` (mapping + slot pin) for the ndarrays over it.
+#[pyclass(frozen, module = "shmframe._shmframe")]
+struct ViewOwner {
+    view: FrameView,
+}
+
+struct ReaderState {
+    reader: Option<Reader>,
+    frame: Frame,
+}
+
+/// Low-level reader; use `shmframe.Reader`.
+#[pyclass(module = "shmframe._shmframe", name = "_Reader")]
+struct PyReader {
+    state: Mutex<ReaderState>,
+    name: String,
+}
+
+/// What a read returns to Python: (array, meta bytes or None, index, timestamp_ns, missed).
+type FrameTuple<'py> = (
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyBytes>>,
+    u64,
+    u64,
+    u64,
+);
+
+fn meta_bytes<'py>(py: Python<'py>, meta: &[u8]) -> Option<Bound<'py, PyBytes>> {
+    (!meta.is_empty()).then(|| PyBytes::new(py, meta))
+}
+
+fn frame_tuple<'py>(py: Python<'py>, f: &Frame) -> PyResult<FrameTuple<'py>> {
+    Ok((
+        array_copy(py, f.dtype, &f.shape, &f.data)?,
+        meta_bytes(py, &f.meta),
+        f.index,
+        f.timestamp_ns,
+        f.missed,
+    ))
+}
+
+impl PyReader {
+    /// Runs a blocking reader call in slices until `timeout` (seconds, `None`: forever).
+    fn blocking<T: Send>(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        mut call: impl FnMut(&mut ReaderState, Duration) -> Result<T, ReadError> + Send,
+    ) -> PyResult<T> {
+        let deadline = deadline(timeout)?;
+        let start = Instant::now();
+        let mut st = lock(&self.state, py);
+        if st.reader.is_none() {
+            return Err(closed_err("reader", &self.name));
+        }
+        let st = &mut *st;
+        let out = sliced(py, deadline, |slice| match call(st, slice) {
+            Ok(v) => Ok(Some(v)),
+            Err(ReadError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })?;
+        match out {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => {
+                let r = st.reader.as_ref().expect("checked above");
+                Err(read_err(ReadError::Timeout {
+                    name: self.name.clone(),
+                    waited: start.elapsed(),
+                    pid: r.writer_pid(),
+                }))
+            }
+            Err(e) => Err(read_err(e)),
+        }
+    }
+}
+
+#[pymethods]
+impl PyReader {
+    #[new]
+    #[pyo3(signature = (name, timeout=None))]
+    fn new(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
+        let deadline = deadline(timeout)?;
+        let start = Instant::now();
+        let out = sliced(py, deadline, |slice| match Reader::open_wait(name, slice) {
+            Ok(r) => Ok(Some(r)),
+            Err(OpenError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })?;
+        let reader = match out {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(open_err(OpenError::Timeout {
+                    name: name.to_string(),
+                    waited: start.elapsed(),
+                }))
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        Ok(PyReader {
+            state: Mutex::new(ReaderState {
+                reader: Some(reader),
+                frame: Frame {
+                    index: 0,
+                    timestamp_ns: 0,
+                    missed: 0,
+                    dtype: DType::U8,
+                    shape: Vec::new(),
+                    data: Vec::new(),
+                    meta: Vec::new(),
+                },
+            }),
+            name: name.to_string(),
+        })
+    }
+
+    /// Waits for the next frame and returns a copy.
+    #[pyo3(signature = (timeout=None))]
+    fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
+        self.blocking(py, timeout, |st, slice| {
+            let r = st.reader.as_mut().expect("checked by blocking");
+            r.next_into(&mut st.frame, Some(slice))
+        })?;
+        let st = lock(&self.state, py);
+        frame_tuple(py, &st.frame)
+    }
+
+    /// Waits for the next frame and returns a read-only zero-copy array over it.
+    #[pyo3(signature = (timeout=None))]
+    fn view<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
+        let view = self.blocking(py, timeout, |st, slice| {
+            let r = st.reader.as_mut().expect("checked by blocking");
+            r.next_view(Some(slice))
+        })?;
+        let owner = Bound::new(py, ViewOwner { view })?;
+        let v = &owner.get().view;
+        let (dtype, shape, data) = (v.dtype, v.shape.clone(), v.data().as_ptr().cast_mut());
+        let (meta, index, ts, missed) =
+            (meta_bytes(py, &v.meta), v.index, v.timestamp_ns, v.missed);
+        // SAFETY: `data` points at the view's bytes, which stay mapped and unchanged (the slot is
+        // pinned) while `owner` lives; `owner` becomes the array's base; the array is read-only.
+        let array =
+            unsafe { new_array(py, dtype, &shape, Some(data), false, Some(owner.into_any()))? };
+        Ok((array, meta, index, ts, missed))
+    }
+
+    /// The newest frame not yet received (a copy), or None; never waits.
+    fn latest<'py>(&self, py: Python<'py>) -> PyResult<Option<FrameTuple<'py>>> {
+        let mut st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_mut()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        match r.latest().map_err(read_err)? {
+            Some(f) => Ok(Some(frame_tuple(py, &f)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Closes the reader. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        lock(&self.state, py).reader = None;
+    }
+
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        lock(&self.state, py).reader.is_none()
+    }
+
+    #[getter]
+    fn schema(&self, py: Python<'_>) -> PyResult<Option<SchemaTuple>> {
+        let st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_ref()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        Ok(r.schema().map(schema_to_tuple))
+    }
+
+    #[getter]
+    fn writer_pid(&self, py: Python<'_>) -> PyResult<u32> {
+        let st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_ref()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        Ok(r.writer_pid())
+    }
+
+    #[getter]
+    fn writer_alive(&self, py: Python<'_>) -> PyResult<bool> {
+        let st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_ref()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        Ok(r.writer_alive())
+    }
+
+    /// `True`: `read`/`view` skip to the newest frame (counting skipped ones as missed).
+    fn set_latest_only(&self, py: Python<'_>, latest_only: bool) -> PyResult<()> {
+        let mut st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_mut()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        r.set_latest_only(latest_only);
+        Ok(())
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of `Frame.timestamp_ns` (same as
+/// `time.monotonic_ns()` on Linux).
+#[pyfunction]
+fn monotonic_ns() -> u64 {
+    shmframe::monotonic_ns()
+}
+
+/// The compiled core of `shmframe`; import `shmframe` instead.
+#[pymodule]
+fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyWriter>()?;
+    m.add_class::<PyReader>()?;
+    m.add_class::<LoanMapping>()?;
+    m.add_class::<ViewOwner>()?;
+    m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
+    m.add("MAX_DIMS", shmframe::layout::MAX_DIMS)?;
+    Ok(())
+}

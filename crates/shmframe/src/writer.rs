@@ -753,6 +753,13 @@ impl RawLoan {
         // the slice borrows `self` mutably so it is the only view of the bytes in this process.
         unsafe { self.seg.slice_mut(self.offset, self.len) }
     }
+    /// A handle that keeps the loan's mapping mapped after the loan is published or discarded
+    /// (and after the writer grows its channel or closes), for bindings whose runtime may hold on
+    /// to the buffer longer than the loan: a stale buffer then points at memory of the channel,
+    /// never at an unmapped page.
+    pub fn mapping(&self) -> Arc<dyn std::any::Any + Send + Sync> {
+        self.seg.clone()
+    }
     /// The loan's dtype.
     pub fn dtype(&self) -> DType {
         self.dtype

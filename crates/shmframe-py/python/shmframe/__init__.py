@@ -1,0 +1,373 @@
+"""shmframe: NumPy arrays (camera frames) and typed metadata between unrelated processes through
+named POSIX shared-memory channels.
+
+A :class:`Writer` creates a channel by name; :class:`Reader` objects in any process on the
+machine (started in any order) open it by name::
+
+    # writer process
+    with shmframe.Writer("camera0") as w:
+        w.write(frame)                       # any NumPy array: uint8…float64, bool, 0-d to 8-d
+
+    # reader process
+    with shmframe.Reader("camera0") as r:
+        for f in r:                          # ends when the writer closes the channel
+            print(f.index, f.array.shape, f.missed)
+
+Publishing never waits for readers; readers never see a torn frame; a reader learns that its
+writer died (:class:`WriterGone`) within a second. Blocking calls release the GIL and return
+to Python on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from . import _meta
+from ._errors import (
+    ChannelBusy,
+    ChannelClosed,
+    ChannelNotFound,
+    Error,
+    LayoutMismatch,
+    PermissionDenied,
+    Timeout,
+    WriterGone,
+)
+from ._shmframe import MAX_DIMS, _Reader, _Writer, monotonic_ns
+
+__all__ = [
+    "Writer",
+    "Reader",
+    "Frame",
+    "FrameView",
+    "Error",
+    "ChannelNotFound",
+    "WriterGone",
+    "ChannelClosed",
+    "Timeout",
+    "LayoutMismatch",
+    "ChannelBusy",
+    "PermissionDenied",
+    "monotonic_ns",
+    "MAX_DIMS",
+]
+
+
+class Writer:
+    """Creates channel ``name`` and publishes frames to it.
+
+    :param name: channel name, ``[A-Za-z0-9._-]``, at most 200 bytes; the object is
+        ``/dev/shm/shmframe.NAME``.
+    :param slots: frames the ring holds (1..64). Zero-copy readers each pin one slot while
+        they hold a view, so use more slots than views held at once.
+    :param mode: permission bits of the object (``0o640`` lets the group read).
+    :param meta: the metadata type carried with every frame: a ``ctypes.Structure`` subclass or
+        a NumPy structured dtype. Readers get it back as a ctypes structure without your source.
+    :param keep: leave the channel in /dev/shm after :meth:`close` (readers can still read the
+        last frames); by default it is removed.
+    :raises ChannelBusy: a live writer holds the name.
+    :raises PermissionDenied: the name belongs to another user.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        slots: int = 3,
+        mode: int = 0o600,
+        meta: Any = None,
+        keep: bool = False,
+    ) -> None:
+        schema = None
+        self._meta_dtype: Optional[np.dtype] = None
+        if meta is not None:
+            self._meta_dtype, schema = _meta.declared_dtype(meta)
+        self._w = _Writer(name, slots, mode, keep, schema)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The channel's name."""
+        return self._name
+
+    @property
+    def meta_dtype(self) -> Optional[np.dtype]:
+        """The declared metadata layout as a structured dtype, or None."""
+        return self._meta_dtype
+
+    @property
+    def frames_published(self) -> int:
+        """Frames published so far."""
+        return self._w.frames_published
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._w.closed
+
+    def write(self, array: Any, meta: Any = None) -> int:
+        """Publishes a copy of ``array`` (with ``meta``, if given) and returns its frame index.
+
+        ``array``: anything ``numpy.asarray`` accepts, of dtype bool, (u)int8…(u)int64, float32
+        or float64, 0-d to 8-d; a non-contiguous array is copied to C order first. ``meta``: a
+        ctypes Structure instance, a NumPy structured scalar or 0-d array, or a dict of the
+        declared fields (missing fields are zero). Never waits for readers.
+        """
+        a = np.asarray(array)
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
+        return self._w.write(a, _meta.encode(meta, self._meta_dtype))
+
+    def loan(self, shape: Sequence[int], dtype: Any = np.uint8, meta: Any = None) -> "Loan":
+        """Borrows a slot to fill in place (zero-copy)::
+
+            with w.loan((480, 640, 3), np.uint8) as buf:
+                cap.read(buf)                 # OpenCV writes straight into shared memory
+
+        The frame is published when the block ends, or discarded if it raises. ``meta`` is
+        encoded at that moment, so a ctypes structure may still be changed inside the block.
+        After the block the array is made read-only; do not keep it: its memory belongs to the
+        channel again (it stays mapped, so holding it never crashes, but its contents change).
+        """
+        return Loan(self, tuple(int(d) for d in shape), np.dtype(dtype), meta)
+
+    def close(self) -> None:
+        """Closes the channel: readers get :class:`ChannelClosed`; the object is removed unless
+        ``keep=True``. Idempotent."""
+        self._w.close()
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.frames_published} frames"
+        return f"<shmframe.Writer {self._name!r} {state}>"
+
+
+class Loan:
+    """Context manager returned by :meth:`Writer.loan`; entering it yields the writable array."""
+
+    def __init__(self, writer: Writer, shape: tuple, dtype: np.dtype, meta: Any) -> None:
+        self._writer = writer
+        self._shape = shape
+        self._dtype = dtype
+        self.meta = meta
+        self.index: Optional[int] = None
+        self._array: Optional[np.ndarray] = None
+        self._entered = False
+
+    def __enter__(self) -> np.ndarray:
+        if self._entered:
+            raise Error("this loan was already used; call Writer.loan() again")
+        self._entered = True
+        self._array = self._writer._w.loan(list(self._shape), self._dtype.name)
+        return self._array
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        array, self._array = self._array, None
+        if array is not None:
+            array.flags.writeable = False
+        if exc_type is not None:
+            self._writer._w.discard()
+            return
+        try:
+            meta = _meta.encode(self.meta, self._writer._meta_dtype)
+        except BaseException:
+            self._writer._w.discard()
+            raise
+        self.index = self._writer._w.publish(meta)
+
+
+class Frame:
+    """A received frame (a copy, yours to keep).
+
+    :ivar array: the frame's ndarray.
+    :ivar meta: its metadata as a ctypes Structure rebuilt from the channel's schema, or None.
+    :ivar index: the writer's frame index (0, 1, 2, … for one writer).
+    :ivar timestamp_ns: the writer's ``CLOCK_MONOTONIC`` at publish (compare with
+        :func:`monotonic_ns` or ``time.monotonic_ns()``).
+    :ivar missed: frames published between the previous frame this reader received and this one.
+    """
+
+    __slots__ = ("array", "meta", "index", "timestamp_ns", "missed")
+
+    def __init__(
+        self, array: np.ndarray, meta: Any, index: int, timestamp_ns: int, missed: int
+    ) -> None:
+        self.array = array
+        self.meta = meta
+        self.index = index
+        self.timestamp_ns = timestamp_ns
+        self.missed = missed
+
+    def __repr__(self) -> str:
+        a = self.array
+        return (
+            f"<shmframe.Frame index={self.index} shape={a.shape} dtype={a.dtype} "
+            f"missed={self.missed}>"
+        )
+
+
+class FrameView:
+    """A frame read in place (zero-copy); see :meth:`Reader.view`.
+
+    Inside its ``with`` block, :attr:`array` is a read-only ndarray over the frame in shared
+    memory, and it cannot change or tear: the slot is pinned, so the writer skips it. After the
+    block, :attr:`array` raises :class:`Error`. An array you took out of the block stays valid
+    memory (it owns the pin, which is released when the array is garbage-collected), but it pins
+    a slot until then: copy what you need (``array.copy()``) instead of keeping it.
+    """
+
+    __slots__ = ("_array", "meta", "index", "timestamp_ns", "missed")
+
+    def __init__(
+        self, array: np.ndarray, meta: Any, index: int, timestamp_ns: int, missed: int
+    ) -> None:
+        self._array: Optional[np.ndarray] = array
+        self.meta = meta
+        self.index = index
+        self.timestamp_ns = timestamp_ns
+        self.missed = missed
+
+    @property
+    def array(self) -> np.ndarray:
+        """The read-only zero-copy array; raises :class:`Error` after the ``with`` block."""
+        if self._array is None:
+            raise Error(
+                f"frame {self.index} was released when its `with` block ended: use the array "
+                "inside the block, or copy it there (frame.array.copy())"
+            )
+        return self._array
+
+    def release(self) -> None:
+        """Drops this object's reference to the array (what leaving the ``with`` block does)."""
+        self._array = None
+
+    def __enter__(self) -> "FrameView":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "released" if self._array is None else f"shape={self._array.shape}"
+        return f"<shmframe.FrameView index={self.index} {state}>"
+
+
+class Reader:
+    """Opens channel ``name``, waiting up to ``timeout`` seconds for it to appear
+    (``None``: wait forever; Ctrl-C still interrupts).
+
+    :raises ChannelNotFound: the channel did not appear in time.
+    :raises LayoutMismatch: the object is not a shmframe channel (or another layout version).
+    :raises PermissionDenied: the channel's mode does not let us read it.
+    """
+
+    def __init__(self, name: str, *, timeout: Optional[float] = None) -> None:
+        self._r = _Reader(name, timeout)
+        self._name = name
+        self._schema: Any = None
+        self._meta_type: Optional[type] = None
+
+    @property
+    def name(self) -> str:
+        """The channel's name."""
+        return self._name
+
+    @property
+    def meta_type(self) -> Optional[type]:
+        """The ctypes Structure rebuilt from the channel's metadata schema, or None."""
+        schema = self._r.schema
+        if schema != self._schema:
+            self._schema = schema
+            self._meta_type = None if schema is None else _meta.ctypes_type(schema)
+        return self._meta_type
+
+    @property
+    def writer_pid(self) -> int:
+        """The writer's process id."""
+        return self._r.writer_pid
+
+    @property
+    def writer_alive(self) -> bool:
+        """True while the writer holds the channel (checked with its lock, not its pid)."""
+        return self._r.writer_alive
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._r.closed
+
+    def set_latest_only(self, latest_only: bool) -> None:
+        """``True``: :meth:`read`/:meth:`view` skip to the newest frame (the skipped ones count
+        as missed), as a display wants. ``False`` (default): every frame, in order, while the
+        ring still holds them."""
+        self._r.set_latest_only(latest_only)
+
+    def _meta(self, raw: Optional[bytes]) -> Any:
+        if raw is None:
+            return None
+        cls = self.meta_type
+        if cls is None or ctypes.sizeof(cls) != len(raw):
+            return None
+        return cls.from_buffer_copy(raw)
+
+    def read(self, timeout: Optional[float] = None) -> Frame:
+        """Waits up to ``timeout`` seconds (``None``: forever) for the next frame; returns a copy.
+
+        :raises Timeout: nothing arrived in time.
+        :raises WriterGone: the writer died (or :class:`ChannelClosed`: it closed the channel).
+        """
+        array, raw, index, ts, missed = self._r.read(timeout)
+        return Frame(array, self._meta(raw), index, ts, missed)
+
+    def view(self, timeout: Optional[float] = None) -> FrameView:
+        """Waits like :meth:`read` and returns the frame in place (zero-copy)::
+
+            with r.view() as frame:
+                process(frame.array)          # read-only, never torn while the block is open
+
+        See :class:`FrameView` for what happens to the array after the block.
+        """
+        array, raw, index, ts, missed = self._r.view(timeout)
+        return FrameView(array, self._meta(raw), index, ts, missed)
+
+    def latest(self) -> Optional[Frame]:
+        """The newest frame not yet received (a copy), or None if there is none; never waits."""
+        got = self._r.latest()
+        if got is None:
+            return None
+        array, raw, index, ts, missed = got
+        return Frame(array, self._meta(raw), index, ts, missed)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        """The next frame (waiting as long as it takes); stops when the writer closes the
+        channel; raises :class:`WriterGone` if the writer dies."""
+        try:
+            return self.read()
+        except ChannelClosed:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Detaches from the channel. Idempotent."""
+        self._r.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<shmframe.Reader {self._name!r}{' closed' if self.closed else ''}>"
