@@ -199,9 +199,20 @@ try:
         ["nsenter", "--target", str(writer.pid), "--ipc", "--mount", "--", *user, exe,
          *facts["reader"], "--frames", "30", "--timeout", "20", "--json"],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    # The Python package as the runtime stage installed it, in another process joining the
+    # writer (as root here: the test environment's interpreter may live under /root).
+    py = subprocess.run(
+        ["nsenter", "--target", str(writer.pid), "--ipc", "--mount", "--",
+         f"{work}/runtime/bin/python", "-c",
+         "import sys, shmframe\n"
+         "with shmframe.Reader(sys.argv[1], timeout=20) as r:\n"
+         "    f = r.read(20)\n"
+         "    print(list(f.array.shape), f.array.dtype)\n",
+         facts["reader"][1]],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, cwd=work)
 finally:
     writer.kill()
-    writer.wait()
+    writer_err = writer.communicate()[1].decode(errors="replace")
 print(reader.stderr[-2000:], end="")
 print("reader:", reader.stdout.strip())
 summary = json.loads(reader.stdout.strip().splitlines()[-1]) if reader.stdout.strip() else {}
@@ -210,6 +221,12 @@ ok = (reader.returncode == 0 and summary.get("frames") == 30
 if not ok:
     print("error: the compose reader did not receive 30 frames of the writer's shape",
           facts["shape"], "exit", reader.returncode)
+print("python reader:", py.stdout.strip(), py.stderr.strip()[-2000:])
+if py.returncode != 0 or py.stdout.strip() != f"{facts['shape']} uint8":
+    print("error: the Python package did not receive a frame of the writer's shape")
+    ok = False
+if not ok:
+    print("writer said:", writer_err[-2000:])
 sys.exit(0 if ok else 1)
 PY
 }
