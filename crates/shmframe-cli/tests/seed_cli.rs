@@ -366,3 +366,43 @@ fn cli_bridge_native_to_seed() {
         assert!(!Path::new(&f).exists(), "{f} left behind");
     }
 }
+
+/// A Python writer killed while holding the semaphore: `shmframe read --protocol seed` exits
+/// with an error saying so, instead of hanging like the article's reader.
+#[test]
+fn cli_read_seed_reports_a_stuck_semaphore() {
+    let Some(py) = python() else { return };
+    let name = unique("stuck");
+    let _c = Cleanup::new(&name);
+    let out = peer(
+        &py,
+        "seed_write.py",
+        &[
+            &name,
+            "--frames",
+            "2",
+            "--shape",
+            "4x4x3",
+            "--crash-holding-lock",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "the writer was to die: {out:?}");
+    let out = shmframe(&[
+        "read",
+        &name,
+        "--protocol",
+        "seed",
+        "--headless",
+        "--frames",
+        "1",
+        "--timeout",
+        "60",
+    ])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(err.contains("died holding it"), "{err}");
+}
