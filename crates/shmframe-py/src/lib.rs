@@ -520,6 +520,24 @@ fn frame_tuple<'py>(py: Python<'py>, f: &Frame) -> PyResult<FrameTuple<'py>> {
 }
 
 impl PyReader {
+    fn attached(reader: Reader, name: &str) -> PyReader {
+        PyReader {
+            state: Mutex::new(ReaderState {
+                reader: Some(reader),
+                frame: Frame {
+                    index: 0,
+                    timestamp_ns: 0,
+                    missed: 0,
+                    dtype: DType::U8,
+                    shape: Vec::new(),
+                    data: Vec::new(),
+                    meta: Vec::new(),
+                },
+            }),
+            name: name.to_string(),
+        }
+    }
+
     /// Runs a blocking reader call in slices until `timeout` (seconds, `None`: forever).
     fn blocking<T: Send>(
         &self,
@@ -560,6 +578,11 @@ impl PyReader {
     #[pyo3(signature = (name, timeout=None))]
     fn new(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
         let deadline = deadline(timeout)?;
+        if timeout == Some(0.0) {
+            // No waiting: the channel must exist now (and the error says so).
+            let reader = Reader::open(name).map_err(open_err)?;
+            return Ok(PyReader::attached(reader, name));
+        }
         let start = Instant::now();
         let out = sliced(py, deadline, |slice| match Reader::open_wait(name, slice) {
             Ok(r) => Ok(Some(r)),
@@ -576,21 +599,7 @@ impl PyReader {
             }
             Err(e) => return Err(open_err(e)),
         };
-        Ok(PyReader {
-            state: Mutex::new(ReaderState {
-                reader: Some(reader),
-                frame: Frame {
-                    index: 0,
-                    timestamp_ns: 0,
-                    missed: 0,
-                    dtype: DType::U8,
-                    shape: Vec::new(),
-                    data: Vec::new(),
-                    meta: Vec::new(),
-                },
-            }),
-            name: name.to_string(),
-        })
+        Ok(PyReader::attached(reader, name))
     }
 
     /// Waits for the next frame and returns a copy.

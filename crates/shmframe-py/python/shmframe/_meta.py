@@ -63,9 +63,9 @@ def declared_dtype(meta: Any) -> Tuple[np.dtype, SchemaTuple]:
     for fname in dt.names:
         fdt, offset = dt.fields[fname][:2]
         base, count = fdt, 1
-        if fdt.subdtype is not None:
-            base, shape = fdt.subdtype
-            count = int(np.prod(shape))
+        while base.subdtype is not None:  # (c_float * 3) * 2 nests subarrays
+            base, shape = base.subdtype
+            count *= int(np.prod(shape))
         if base.names is not None or base.name not in _CTYPES or not base.isnative:
             raise TypeError(
                 f"metadata field {fname!r} has type {fdt}: use {_SUPPORTED} "
