@@ -152,7 +152,7 @@ pub enum SeedError {
         missing: String,
     },
     /// Waiting for the channel to appear ran out of time.
-    #[error("seed channel `{name}` did not appear within {waited:?} ({missing} is missing): is its writer running, under this name, in this IPC namespace?")]
+    #[error("seed channel `{name}` did not appear within {waited:.1?} ({missing} is missing): is its writer running, under this name, in this IPC namespace?")]
     OpenTimeout {
         /// The channel.
         name: String,
@@ -162,7 +162,7 @@ pub enum SeedError {
         missing: String,
     },
     /// No new frame arrived in time.
-    #[error("no new frame on seed channel `{name}` within {waited:?} (last count {last}): the writer is not publishing")]
+    #[error("no new frame on seed channel `{name}` within {waited:.1?} (last count {last}): the writer is not publishing")]
     Timeout {
         /// The channel.
         name: String,
@@ -172,7 +172,7 @@ pub enum SeedError {
         last: i64,
     },
     /// The semaphore stayed taken for too long: its holder died while holding it.
-    #[error("the semaphore of seed channel `{name}` (/dev/shm/sem.{name}) has been taken for {held_for:?}: the writer probably died holding it (the protocol cannot tell); restart the writer (a new writer replaces the semaphore and this reader follows), or remove it with `rm /dev/shm/sem.{name}`")]
+    #[error("the semaphore of seed channel `{name}` (/dev/shm/sem.{name}) has been taken for {held_for:.1?}: the writer probably died holding it (the protocol cannot tell); restart the writer (it replaces the semaphore, and this reader follows), or, if none will come back, remove the leftovers: rm /dev/shm/{name} /dev/shm/{name}-meta /dev/shm/sem.{name}")]
     SemaphoreStuck {
         /// The channel.
         name: String,
