@@ -19,7 +19,7 @@ pub struct Video {
 
 /// `gst:` sources may be URIs (`rtsp://…`, `file:///…`) or paths.
 fn to_uri(s: &str) -> anyhow::Result<String> {
-    if gst::Uri::is_valid(s) {
+    if s.contains("://") {
         return Ok(s.to_string());
     }
     let path = std::fs::canonicalize(s)
@@ -57,16 +57,21 @@ impl Video {
             .context("pipeline without a sink")?
             .downcast::<gst_app::AppSink>()
             .map_err(|_| anyhow!("the sink is not an appsink"))?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| anyhow!("GStreamer cannot play `{uri}`"))?;
+        let playing = pipeline.set_state(gst::State::Playing);
         let video = Video {
             uri,
             pipeline,
             sink,
             format,
         };
+        // The bus says why playing failed (no such file, no decoder, …).
         video.check_bus()?;
+        if playing.is_err() {
+            bail!(
+                "GStreamer cannot play `{}`: is it a video file or stream URI?",
+                video.uri
+            );
+        }
         Ok(video)
     }
 
