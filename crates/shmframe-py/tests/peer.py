@@ -59,8 +59,8 @@ def read(name: str, frames: int, timeout: float) -> None:
 
 def block(name: str) -> None:
     r = shmframe.Reader(name, timeout=10)
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)
         r.read()
     except KeyboardInterrupt:
         print("KeyboardInterrupt", flush=True)

@@ -64,11 +64,10 @@ class ReaderThenCommand:
         self.r = box["r"]
         return self.r, self.proc
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.r.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=30)
+        if exc_type is not None and self.proc.poll() is None:
+            self.proc.kill()  # the test failed: do not leave the writer running
 
 
 def test_cli_writer_to_python_reader(name, tmp_path):

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -103,10 +104,12 @@ def test_ctrl_c_interrupts_a_blocked_read(name, child):
     with shmframe.Writer(name):
         b = child("block", name)
         assert b.line() == "ready"
+        time.sleep(0.5)  # let it enter read() (no timing is asserted)
         b.proc.send_signal(signal.SIGINT)
         code, out, err = b.finish(timeout=5)
     assert "KeyboardInterrupt" in out
     assert "KeyboardInterrupt" in err and code != 0
+    assert "r.read()" in err  # raised out of the blocked read, not before it
 
 
 def test_ctrl_c_interrupts_waiting_for_a_channel(name):
@@ -114,9 +117,11 @@ def test_ctrl_c_interrupts_waiting_for_a_channel(name):
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=5)
     assert "KeyboardInterrupt" in err and p.returncode != 0
+    assert "_Reader(name, timeout)" in err  # raised out of the blocked open
 
 
 def test_foreign_object_is_a_layout_mismatch(name):

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The Python package: builds the extension (abi3 wheel) with maturin, installs it into .venv and
+# runs the pytest suite in crates/shmframe-py/tests (dtypes, metadata, separate processes,
+# kill -9, Ctrl-C, zero-copy lifetimes, the `shmframe` command on the same channels, the
+# article's examples). Then the same suite with NumPy 1.x in a second venv, same wheel.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+need_venv
+need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc || exit 1
+
+# The cross-language tests drive the debug build of the `shmframe` command.
+cargo build -q -p shmframe-cli || exit 1
+export SHMFRAME_BIN
+SHMFRAME_BIN="$(shmframe_bin)"
+
+# One wheel for every CPython >= 3.9 and both NumPy majors; the dev profile shares target/.
+WHEELS="$ROOT/target/py-wheels"
+rm -rf "$WHEELS"
+maturin build -q --profile dev --out "$WHEELS" || exit 1
+python -m pip install -q --force-reinstall --no-deps "$WHEELS"/shmframe-*.whl || exit 1
+
+run_pytest() {
+  # Exit code 5 (no tests collected) is a failure too.
+  python -m pytest -p no:cacheprovider crates/shmframe-py/tests "$@"
+}
+
+status=0
+echo "--- pytest, numpy $(python -c 'import numpy; print(numpy.__version__)')"
+run_pytest || status=1
+
+# NumPy 1.x: a second venv (kept under target/ so reruns are quick).
+V1="$ROOT/target/py-numpy1"
+if [ ! -x "$V1/bin/python" ]; then
+  python3 -m venv "$V1" && "$V1/bin/python" -m pip install -q --upgrade pip || exit 1
+fi
+"$V1/bin/python" -m pip install -q "numpy<2" pytest pytest-timeout || exit 1
+"$V1/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/shmframe-*.whl || exit 1
+echo "--- pytest, numpy $("$V1/bin/python" -c 'import numpy; print(numpy.__version__)') (examples skipped: no OpenCV here)"
+(
+  # shellcheck disable=SC1091
+  source "$V1/bin/activate" && run_pytest
+) || status=1
+
+exit $status
