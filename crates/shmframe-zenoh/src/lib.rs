@@ -88,8 +88,9 @@ pub fn zenoh_config(opts: &ZenohOptions) -> anyhow::Result<zenoh::Config> {
     let mut config = match &opts.config {
         Some(path) => zenoh::Config::from_file(path).map_err(|e| {
             anyhow!(
-                "cannot use Zenoh configuration file {}: {e} (see Zenoh's DEFAULT_CONFIG.json5 for the format)",
-                path.display()
+                "cannot use Zenoh configuration file {}: {} (see Zenoh's DEFAULT_CONFIG.json5 for the format)",
+                path.display(),
+                zerr(e)
             )
         })?,
         None => zenoh::Config::default(),
@@ -121,9 +122,25 @@ pub fn zenoh_config(opts: &ZenohOptions) -> anyhow::Result<zenoh::Config> {
                 &format!("{what}/endpoints"),
                 &format!("[{}]", list.join(",")),
             )
-            .map_err(|err| anyhow!("cannot set {flag} endpoints {endpoints:?}: {err}"))?;
+            .map_err(|err| anyhow!("cannot set {flag} endpoints {endpoints:?}: {}", zerr(err)))?;
     }
     Ok(config)
+}
+
+/// A Zenoh error as text, without the source location Zenoh appends (` at /path/file.rs:123.`).
+fn zerr(e: impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    match s.rfind(" at /") {
+        Some(i)
+            if s.trim_end_matches('.')
+                .rsplit(':')
+                .next()
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) =>
+        {
+            s[..i].trim_end_matches('.').to_string()
+        }
+        _ => s,
+    }
 }
 
 fn json_string(s: &str) -> String {
@@ -144,13 +161,19 @@ fn json_string(s: &str) -> String {
 fn open_session(opts: &ZenohOptions) -> anyhow::Result<zenoh::Session> {
     let config = zenoh_config(opts)?;
     zenoh::open(config).wait().map_err(|e| {
-        anyhow!("cannot open a Zenoh session: {e} (check --zenoh-listen/--zenoh-connect endpoints: is the port free, is the address this host's?)")
+        anyhow!(
+            "cannot open a Zenoh session: {} (check the --zenoh-listen/--zenoh-connect endpoints: is the port free, is the address this host's?)",
+            zerr(e)
+        )
     })
 }
 
 fn key_expr(key: &str) -> anyhow::Result<zenoh::key_expr::KeyExpr<'static>> {
     zenoh::key_expr::KeyExpr::try_from(key.to_string()).map_err(|e| {
-        anyhow!("invalid Zenoh key expression `{key}`: {e}; use slash-separated words such as lab/camera0")
+        anyhow!(
+            "invalid Zenoh key expression `{key}`: {}; use slash-separated words such as lab/camera0",
+            zerr(e)
+        )
     })
 }
 
@@ -237,7 +260,7 @@ pub fn send(
         .declare_publisher(ke)
         .congestion_control(CongestionControl::Drop)
         .wait()
-        .map_err(|e| anyhow!("cannot declare a Zenoh publisher on `{key}`: {e}"))?;
+        .map_err(|e| anyhow!("cannot declare a Zenoh publisher on `{key}`: {}", zerr(e)))?;
     let stream = random_u64();
     let mut stats = BridgeStats::default();
     let mut report = Reporter::new(label.clone());
@@ -255,6 +278,7 @@ pub fn send(
     reader.set_latest_only(true);
     eprintln!("{label}: publishing (Zenoh id {})", session.zid());
     let mut writer_gone = false;
+    let mut matched = true;
     while !stop.load(Ordering::Relaxed) && frames.is_none_or(|n| stats.frames < n) {
         report.tick(&stats, true);
         let view = match reader.next_view(Some(STOP_POLL)) {
@@ -278,6 +302,25 @@ pub fn send(
             eprintln!("{label}: a writer is back");
             writer_gone = false;
         }
+        // Nobody subscribes (yet, or any more): don't copy and send frames into the void.
+        let now_matched = publisher
+            .matching_status()
+            .wait()
+            .map_or(true, |m| m.matching());
+        if now_matched != matched {
+            matched = now_matched;
+            eprintln!(
+                "{label}: {}",
+                if matched {
+                    "a subscriber is there; sending"
+                } else {
+                    "no subscriber on this key expression; waiting for one"
+                }
+            );
+        }
+        if !matched {
+            continue;
+        }
         let schema = reader.schema().map(Schema::encode).unwrap_or_default();
         let frame = WireFrame {
             stream,
@@ -296,7 +339,7 @@ pub fn send(
         drop(view);
         if let Err(e) = publisher.put(message).wait() {
             stats.errors += 1;
-            eprintln!("{label}: publishing failed: {e}");
+            eprintln!("{label}: publishing failed: {}", zerr(e));
             continue;
         }
         stats.frames += 1;
@@ -368,7 +411,7 @@ pub fn receive(
         .declare_subscriber(ke)
         .callback(move |s| sink.put(s))
         .wait()
-        .map_err(|e| anyhow!("cannot declare a Zenoh subscriber on `{key}`: {e}"))?;
+        .map_err(|e| anyhow!("cannot declare a Zenoh subscriber on `{key}`: {}", zerr(e)))?;
     eprintln!("{label}: subscribed (Zenoh id {})", session.zid());
 
     let mut stats = BridgeStats::default();
@@ -402,8 +445,12 @@ pub fn receive(
             Some((stream, index)) if stream == frame.stream && frame.index > index => {
                 stats.lost += frame.index - index - 1;
             }
+            Some((stream, _)) if stream != frame.stream => eprintln!(
+                "{label}: the sender restarted (a new stream, from frame index {})",
+                frame.index
+            ),
             Some(_) => eprintln!(
-                "{label}: the sender restarted (or its writer did): frame indices start again at {}",
+                "{label}: the sender's writer restarted (frame indices start again at {})",
                 frame.index
             ),
             None => {}
@@ -504,6 +551,13 @@ mod tests {
         };
         let e = zenoh_config(&opts).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/zenoh.json5"), "{e}");
+    }
+
+    #[test]
+    fn zenoh_errors_lose_their_source_location() {
+        assert_eq!(zerr("bad endpoint: x at /a/b/endpoint.rs:615."), "bad endpoint: x");
+        assert_eq!(zerr("no location here"), "no location here");
+        assert_eq!(zerr("look at /tmp/file please"), "look at /tmp/file please");
     }
 
     #[test]
