@@ -183,11 +183,15 @@ print(" ".join(sorted(names)))
 PY
 )"
   echo "packages: $pkgs"
-  # shellcheck disable=SC2086
-  apt-cache show $pkgs >/dev/null 2>&1 || {
-    apt-get update -qq >/dev/null
-    apt-cache show $pkgs >/dev/null
+  # (one at a time: apt-cache succeeds if any of several names exists)
+  missing() {
+    local p
+    for p in $pkgs; do apt-cache show "$p" >/dev/null 2>&1 || echo "$p"; done
   }
+  [ -z "$(missing)" ] || apt-get update -qq >/dev/null
+  local left
+  left="$(missing)"
+  [ -z "$left" ] || { echo "error: not in Debian $release:" $left; return 1; }
 }
 check "Dockerfile: its Debian packages exist in $(sed -n 's/^ARG DEBIAN=//p' Dockerfile)" debian_packages
 
