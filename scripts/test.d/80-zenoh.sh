@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The Zenoh bridge: the wire format's unit tests, then bridge sides as separate processes (the
+# crate's example, and `shmframe bridge` built with `--features zenoh`) on loopback and across two
+# network namespaces joined by a veth pair: frames and metadata bit-identical, each side
+# restarted, malformed messages refused and counted.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+# `ip` for the network-namespace tests. As root they must run (not skip).
+need_apt iproute2
+if [ "$(id -u)" -eq 0 ]; then
+  export SHMFRAME_REQUIRE_NETNS=1
+fi
+
+passed=0
+failed=0
+check() {
+  local title="$1"
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok: $title"
+  else
+    failed=$((failed + 1))
+    echo "FAILED: $title"
+  fi
+}
+
+check "shmframe-zenoh: wire format and bridge processes" \
+  cargo test -p shmframe-zenoh
+check "shmframe bridge --features zenoh, end to end" \
+  cargo test -p shmframe-cli --features zenoh --test zenoh
+
+left="$(ip netns list 2>/dev/null | grep -E '^sfz-' || true)"
+if [ -n "$left" ]; then
+  failed=$((failed + 1))
+  echo "FAILED: network namespaces left behind: $left"
+fi
+
+echo "zenoh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
