@@ -35,25 +35,30 @@ fn llc_bytes() -> usize {
 /// Copies `bytes` repeatedly, timing each copy for about `time`, then at full rate for as long. Warm: one source and one destination (cache-hot
 /// when they fit). Cold: buffers rotated so that together they are 4× the last-level cache.
 pub fn measure(bytes: usize, cold: bool, time: Duration) -> CopyResult {
+    // Buffers are consecutive `stride`-byte pieces of two arenas (one allocation each).
+    let stride = bytes.next_multiple_of(64);
     let sets = if cold {
-        (4 * llc_bytes()).div_ceil(2 * bytes).max(2)
+        (4 * llc_bytes()).div_ceil(2 * stride).max(2)
     } else {
         1
     };
-    let src: Vec<Vec<u8>> = (0..sets).map(|i| vec![i as u8 + 1; bytes]).collect();
-    let mut dst: Vec<Vec<u8>> = (0..sets).map(|_| vec![0u8; bytes]).collect();
+    let src: Vec<u8> = (0..sets * stride).map(|i| (i / 4096) as u8).collect();
+    let mut dst = vec![0u8; sets * stride];
+    let copy = |dst: &mut [u8], k: usize| {
+        let at = k * stride;
+        dst[at..at + bytes].copy_from_slice(black_box(&src[at..at + bytes]));
+        black_box(&mut dst[at..at + bytes]);
+    };
     // Warm-up (and page faults) outside the measurement.
-    for (s, d) in src.iter().zip(dst.iter_mut()) {
-        d.copy_from_slice(s);
+    for k in 0..sets {
+        copy(&mut dst, k);
     }
     let mut lat = Vec::new();
     let t0 = Instant::now();
     let mut i = 0usize;
     while t0.elapsed() < time || lat.len() < 16 {
-        let k = i % sets;
         let a = Instant::now();
-        dst[k].copy_from_slice(black_box(&src[k]));
-        black_box(&mut dst[k]);
+        copy(&mut dst, i % sets);
         lat.push(a.elapsed().as_nanos() as u64);
         i += 1;
     }
@@ -62,9 +67,7 @@ pub fn measure(bytes: usize, cold: bool, time: Duration) -> CopyResult {
     let mut n = 0usize;
     while t1.elapsed() < time || n < 16 {
         for _ in 0..16 {
-            let k = n % sets;
-            dst[k].copy_from_slice(black_box(&src[k]));
-            black_box(&mut dst[k]);
+            copy(&mut dst, n % sets);
             n += 1;
         }
     }
