@@ -358,7 +358,20 @@ impl Writer {
             head: self.next_index,
         };
         let (seg, tmp) = build_segment(&name, &spec).map_err(grow_err)?;
-        if let Err(e) = segment::rename(&tmp, &name.object_name(), true) {
+        // Put the grown segment under the name only while the name still stands for our current
+        // segment. If the channel was removed (`channels::remove`) or the name reused by a new
+        // writer since, replacing it would clobber that writer's channel; the grown segment then
+        // stays unnamed, as the old one was: attached readers are told to re-open the name (they
+        // find the new owner, or nothing). A removal racing with this check can still lose; it
+        // needs an administrator removing a live channel at the very moment it grows.
+        let object = name.object_name();
+        let still_ours = Segment::open(&object, false)
+            .ok()
+            .and_then(|s| s.identity().ok())
+            == Some(self.ch.identity);
+        if !still_ours {
+            let _ = segment::unlink(&tmp);
+        } else if let Err(e) = segment::rename(&tmp, &object, true) {
             let _ = segment::unlink(&tmp);
             return Err(grow_err(create_err(&name, "rename", e)));
         }

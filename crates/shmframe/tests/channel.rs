@@ -386,9 +386,18 @@ fn name_reuse_after_close_and_after_removal() {
     let mut w3 = Writer::create(n, WriterOptions::new()).unwrap();
     let mut r = Reader::open(n).unwrap();
     w2.write(DType::U8, &[3], &[4, 5, 6]).unwrap(); // still publishing, to nobody new
+    w3.write(DType::U8, &[2], &[9, 9]).unwrap();
+    let w3_capacity = channels::inspect(n).unwrap().slot_capacity;
+    // The writer whose channel was removed grows for a larger frame: it must not take the name
+    // back from the channel now standing under it.
+    w2.write(DType::U8, &[1 << 16], &vec![1; 1 << 16]).unwrap();
+    assert_eq!(
+        channels::inspect(n).unwrap().slot_capacity,
+        w3_capacity,
+        "the old writer replaced the new writer's channel"
+    );
     drop(w2);
     assert_eq!(g.leftovers().len(), 1, "w2 removed w3's channel");
-    w3.write(DType::U8, &[2], &[9, 9]).unwrap();
     let f = r.next(Some(LONG)).unwrap();
     assert_eq!(f.data, [9, 9]);
     w3.close().unwrap();
