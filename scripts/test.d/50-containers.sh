@@ -2,7 +2,7 @@
 # Containers without a container engine: namespace tests of the library, the compose file run by
 # hand in namespaces the way Docker would, and the Dockerfile's build steps run in debug mode.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 source scripts/lib.sh
 
 passed=0
@@ -191,7 +191,7 @@ PY
   [ -z "$(missing)" ] || apt-get update -qq >/dev/null
   local left
   left="$(missing)"
-  [ -z "$left" ] || { echo "error: not in Debian $release:" $left; return 1; }
+  [ -z "$left" ] || { echo "error: not in Debian $release:" "${left//$'\n'/ }"; return 1; }
 }
 check "Dockerfile: its Debian packages exist in $(sed -n 's/^ARG DEBIAN=//p' Dockerfile)" debian_packages
 
@@ -199,7 +199,14 @@ check "Dockerfile: its Debian packages exist in $(sed -n 's/^ARG DEBIAN=//p' Doc
 #    the runtime stage's install into a fresh environment.
 need_pip -q 'maturin>=1.7,<2'
 build_and_install() {
-  scripts/build-release.sh --debug "$work/out" &&
+  # The build script (default features) relinks target/debug/shmframe, which later steps share
+  # and which the main build may have built with other features: put that one back afterwards.
+  local shared=target/debug/shmframe
+  [ -x "$shared" ] && cp -p "$shared" "$work/shared-shmframe"
+  scripts/build-release.sh --debug "$work/out"
+  local rc=$?
+  [ -x "$work/shared-shmframe" ] && rm -f "$shared" && cp -p "$work/shared-shmframe" "$shared"
+  [ "$rc" -eq 0 ] &&
     python3 -m venv "$work/runtime" &&
     "$work/runtime/bin/pip" install -q "$work"/out/*.whl &&
     (cd "$work" && "$work/runtime/bin/python" -c \
