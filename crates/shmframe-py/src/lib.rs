@@ -486,7 +486,6 @@ struct ViewOwner {
 
 struct ReaderState {
     reader: Option<Reader>,
-    frame: Frame,
 }
 
 /// Low-level reader; use `shmframe.Reader`.
@@ -524,15 +523,6 @@ impl PyReader {
         PyReader {
             state: Mutex::new(ReaderState {
                 reader: Some(reader),
-                frame: Frame {
-                    index: 0,
-                    timestamp_ns: 0,
-                    missed: 0,
-                    dtype: DType::U8,
-                    shape: Vec::new(),
-                    data: Vec::new(),
-                    meta: Vec::new(),
-                },
             }),
             name: name.to_string(),
         }
@@ -605,12 +595,29 @@ impl PyReader {
     /// Waits for the next frame and returns a copy.
     #[pyo3(signature = (timeout=None))]
     fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
-        self.blocking(py, timeout, |st, slice| {
+        // Pin the frame in place, copy it once straight into a new ndarray, unpin.
+        let view = self.blocking(py, timeout, |st, slice| {
             let r = st.reader.as_mut().expect("checked by blocking");
-            r.next_into(&mut st.frame, Some(slice))
+            r.next_view(Some(slice))
         })?;
-        let st = lock(&self.state, py);
-        frame_tuple(py, &st.frame)
+        // SAFETY: no data pointer: NumPy allocates the array.
+        let array = unsafe { new_array(py, view.dtype, &view.shape, None, true, None)? };
+        let len = view.data().len();
+        // SAFETY: `array` is a fresh C-contiguous ndarray of the view's shape and dtype, exactly
+        // `len` bytes; nothing else has a reference to it yet, so copying into it with the
+        // interpreter detached is race-free.
+        let dst = unsafe {
+            (*array.as_ptr().cast::<npyffi::PyArrayObject>())
+                .fields
+                .data
+        } as usize;
+        py.detach(|| {
+            let src = view.data();
+            // SAFETY: `dst` is valid for `len` bytes (above) and does not overlap shared memory.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, len) };
+        });
+        let meta = meta_bytes(py, &view.meta);
+        Ok((array, meta, view.index, view.timestamp_ns, view.missed))
     }
 
     /// Waits for the next frame and returns a read-only zero-copy array over it.

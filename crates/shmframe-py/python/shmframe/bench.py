@@ -1,0 +1,359 @@
+"""Receive latency and frame rate of shmframe next to the article's protocol and
+``multiprocessing.shared_memory``, writer and reader in separate processes::
+
+    python -m shmframe.bench                 # 640x480x3 and 1920x1080x3, about a minute
+    python -m shmframe.bench --seconds 1     # quicker
+
+Transports (each a writer process and a reader process started with subprocess):
+
+- ``shmframe read``: :meth:`shmframe.Reader.read` (a verified copy), futex wake-up.
+- ``shmframe view``: :meth:`shmframe.Reader.view` (zero-copy, slot pinned), futex wake-up.
+- ``article posix_ipc``: the article's protocol, written from its description: object
+  ``NAME-meta`` (the MD struct: int32 x3, 4 bytes padding, int64 size, int64 count), object
+  ``NAME`` (the frame), POSIX semaphore ``NAME`` held around each update and each read. The
+  article's reader has no notification; this one polls ``count`` every 0.2 ms (the article
+  sleeps 30 ms) and copies the frame while holding the semaphore.
+- ``mp.shared_memory``: the standard library's ``multiprocessing.shared_memory``: a 16-byte
+  header (count, then the frame's length) and the frame, no lock (frames may tear), polled
+  every 0.2 ms.
+
+Latency: the writer stores ``time.monotonic_ns()`` in the frame's first 8 bytes just before
+publishing; the reader subtracts it from the clock once it holds the frame (copied, or viewed).
+Measured with the writer paced at ``--fps`` (default 100). Frame rate: the writer publishes as
+fast as it can; frames/s is what the reader received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import mmap
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+TRANSPORTS = ["shmframe read", "shmframe view", "article posix_ipc", "mp.shared_memory"]
+POLL = 0.0002
+
+
+class MD(ctypes.Structure):
+    _fields_ = [
+        ("shape_0", ctypes.c_int32),
+        ("shape_1", ctypes.c_int32),
+        ("shape_2", ctypes.c_int32),
+        ("size", ctypes.c_int64),
+        ("count", ctypes.c_int64),
+    ]
+
+
+def stamp(frame: np.ndarray) -> None:
+    frame.reshape(-1)[:8].view(np.uint64)[0] = time.monotonic_ns()
+
+
+def stamp_of(buf: Any) -> int:
+    return int(np.frombuffer(buf, dtype=np.uint64, count=1)[0])
+
+
+# --- writers: create, print "ready", wait for a line on stdin, publish, close -------------
+
+
+class ShmframeWriter:
+    def __init__(self, name: str, shape: tuple) -> None:
+        import shmframe
+
+        self.w = shmframe.Writer(name, slots=4)
+
+    def publish(self, frame: np.ndarray) -> None:
+        self.w.write(frame)
+
+    def close(self) -> None:
+        self.w.close()
+
+
+class ArticleWriter:
+    """The article's ShmWrite, reduced to its protocol."""
+
+    def __init__(self, name: str, shape: tuple) -> None:
+        import posix_ipc
+
+        size = int(np.prod(shape))
+        self.md_region = posix_ipc.SharedMemory(name + "-meta", posix_ipc.O_CREX, size=ctypes.sizeof(MD))
+        self.md_buf = mmap.mmap(self.md_region.fd, self.md_region.size)
+        self.md_region.close_fd()
+        self.region = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, size=size)
+        self.buf = mmap.mmap(self.region.fd, size)
+        self.region.close_fd()
+        self.sem = posix_ipc.Semaphore(name, posix_ipc.O_CREX, initial_value=1)
+        self.md = MD(shape[0], shape[1], shape[2], size, 0)
+        self.name = name
+
+    def publish(self, frame: np.ndarray) -> None:
+        self.md.count += 1
+        self.sem.acquire()
+        self.md_buf[:] = bytes(self.md)
+        self.buf[:] = frame.tobytes()
+        self.sem.release()
+
+    def close(self, done: bool = True) -> None:
+        import posix_ipc
+
+        self.sem.acquire()
+        self.md.count = -1  # tells our reader the run is over
+        self.md_buf[:] = bytes(self.md)
+        self.sem.release()
+        time.sleep(0.2)
+        self.md_buf.close()
+        self.buf.close()
+        posix_ipc.unlink_shared_memory(self.name + "-meta")
+        posix_ipc.unlink_shared_memory(self.name)
+        self.sem.unlink()
+        self.sem.close()
+
+
+class MpWriter:
+    def __init__(self, name: str, shape: tuple) -> None:
+        from multiprocessing import shared_memory
+
+        self.size = int(np.prod(shape))
+        self.shm = shared_memory.SharedMemory(name, create=True, size=16 + self.size)
+        self.head = np.ndarray((2,), np.int64, buffer=self.shm.buf[:16])
+        self.data = np.ndarray((self.size,), np.uint8, buffer=self.shm.buf[16:])
+        self.count = 0
+
+    def publish(self, frame: np.ndarray) -> None:
+        self.data[:] = frame.reshape(-1)
+        self.count += 1
+        self.head[1] = self.size
+        self.head[0] = self.count
+
+    def close(self) -> None:
+        self.head[0] = -1
+        time.sleep(0.2)
+        del self.head, self.data
+        self.shm.close()
+        self.shm.unlink()
+
+
+WRITERS = {
+    "shmframe read": ShmframeWriter,
+    "shmframe view": ShmframeWriter,
+    "article posix_ipc": ArticleWriter,
+    "mp.shared_memory": MpWriter,
+}
+
+
+def run_writer(transport: str, name: str, shape: tuple, seconds: float, fps: float) -> None:
+    w = WRITERS[transport](name, shape)
+    frame = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    n = 0
+    t0 = time.monotonic()
+    next_at = t0
+    try:
+        while time.monotonic() - t0 < seconds:
+            stamp(frame)
+            w.publish(frame)
+            n += 1
+            if fps > 0:
+                next_at += 1 / fps
+                time.sleep(max(0.0, next_at - time.monotonic()))
+    finally:
+        w.close()
+    print(json.dumps({"published": n, "seconds": time.monotonic() - t0}), flush=True)
+
+
+# --- readers: attach, print "ready", receive until the writer ends, print a JSON summary ----
+
+
+def read_shmframe(name: str, view: bool) -> List[int]:
+    import shmframe
+
+    lat = []
+    with shmframe.Reader(name, timeout=30) as r:
+        print("ready", flush=True)
+        while True:
+            try:
+                if view:
+                    with r.view() as f:
+                        lat.append(time.monotonic_ns() - stamp_of(f.array))
+                else:
+                    f = r.read()
+                    lat.append(time.monotonic_ns() - stamp_of(f.array))
+            except shmframe.WriterGone:
+                return lat
+
+
+def read_article(name: str) -> List[int]:
+    import posix_ipc
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            md_region = posix_ipc.SharedMemory(name + "-meta")
+            region = posix_ipc.SharedMemory(name)
+            sem = posix_ipc.Semaphore(name)
+            break
+        except posix_ipc.ExistentialError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    md_buf = mmap.mmap(md_region.fd, ctypes.sizeof(MD))
+    md_region.close_fd()
+    buf = mmap.mmap(region.fd, region.size)
+    region.close_fd()
+    print("ready", flush=True)
+    lat, last = [], 0
+    md = MD()
+    while True:
+        sem.acquire()
+        ctypes.memmove(ctypes.addressof(md), md_buf[:], ctypes.sizeof(MD))
+        frame = None
+        if md.count > 0 and md.count != last:
+            frame = np.frombuffer(buf, np.uint8, count=md.size).copy()
+        sem.release()
+        if md.count == -1:
+            break
+        if frame is None:
+            time.sleep(POLL)
+            continue
+        lat.append(time.monotonic_ns() - stamp_of(frame))
+        last = md.count
+    md_buf.close()
+    buf.close()
+    sem.close()
+    return lat
+
+
+def read_mp(name: str) -> List[int]:
+    from multiprocessing import resource_tracker, shared_memory
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            shm = shared_memory.SharedMemory(name)
+            break
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    # Before Python 3.13 an attaching process registers the segment with its resource tracker,
+    # which unlinks it when this process exits (the problem the article ran into): undo that.
+    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    head = np.ndarray((2,), np.int64, buffer=shm.buf[:16])
+    print("ready", flush=True)
+    lat, last = [], 0
+    while True:
+        count = int(head[0])
+        if count == -1:
+            break
+        if count == 0 or count == last:
+            time.sleep(POLL)
+            continue
+        frame = np.frombuffer(shm.buf, np.uint8, count=int(head[1]), offset=16).copy()
+        lat.append(time.monotonic_ns() - stamp_of(frame))
+        last = count
+    del head
+    shm.close()
+    return lat
+
+
+def run_reader(transport: str, name: str) -> None:
+    if transport.startswith("shmframe"):
+        lat = read_shmframe(name, view=transport.endswith("view"))
+    elif transport.startswith("article"):
+        lat = read_article(name)
+    else:
+        lat = read_mp(name)
+    print(json.dumps({"latencies_ns": lat}), flush=True)
+
+
+# --- the driver --------------------------------------------------------------------------
+
+
+def one_run(transport: str, shape: tuple, seconds: float, fps: float) -> Dict[str, Any]:
+    name = f"bench-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    me = [sys.executable, "-m", "shmframe.bench"]
+    dims = "x".join(map(str, shape))
+    writer = subprocess.Popen(
+        me + ["_writer", transport, name, dims, str(seconds), str(fps)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    reader: Optional[subprocess.Popen] = None
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        if writer.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{transport} writer did not start")
+        reader = subprocess.Popen(me + ["_reader", transport, name], stdout=subprocess.PIPE, text=True)
+        assert reader.stdout is not None
+        if reader.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{transport} reader did not start")
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        wres = json.loads(writer.stdout.readline())
+        rres = json.loads(reader.stdout.readline())
+        writer.wait(timeout=30)
+        reader.wait(timeout=30)
+    finally:
+        for p in (writer, reader):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    lat = np.array(rres["latencies_ns"], dtype=np.float64) / 1000
+    return {
+        "received": len(lat),
+        "published": wres["published"],
+        "fps": len(lat) / wres["seconds"],
+        "p50_us": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p99_us": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_writer":
+        t, name, dims, seconds, fps = argv[1:6]
+        run_writer(t, name, tuple(int(d) for d in dims.split("x")), float(seconds), float(fps))
+        return
+    if argv and argv[0] == "_reader":
+        run_reader(argv[1], argv[2])
+        return
+    p = argparse.ArgumentParser(prog="python -m shmframe.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
+    p.add_argument("--fps", type=float, default=100.0, help="writer rate of the latency runs")
+    p.add_argument("--sizes", default="640x480,1920x1080", help="WIDTHxHEIGHT list (3 channels)")
+    p.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated subset")
+    p.add_argument("--json", action="store_true", help="print the results as JSON as well")
+    args = p.parse_args(argv)
+    transports = [t.strip() for t in args.transports.split(",")]
+    try:
+        import posix_ipc  # noqa: F401
+    except ImportError:
+        print("posix_ipc is not installed (pip install posix_ipc): skipping the article's protocol")
+        transports = [t for t in transports if not t.startswith("article")]
+    results = []
+    print(f"{'transport':<19} {'frame':>12} {'frames/s':>9} {'p50 us':>8} {'p99 us':>8}  "
+          f"(latency at {args.fps:g} fps; frames/s with the writer unpaced, {args.seconds:g} s runs)")
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        shape = (h, w, 3)
+        for t in transports:
+            paced = one_run(t, shape, args.seconds, args.fps)
+            flat = one_run(t, shape, args.seconds, 0)
+            row = {"transport": t, "shape": list(shape), "fps": flat["fps"],
+                   "published_fps": flat["published"] / args.seconds,
+                   "p50_us": paced["p50_us"], "p99_us": paced["p99_us"]}
+            results.append(row)
+            print(f"{t:<19} {f'{w}x{h}x3':>12} {row['fps']:>9.0f} {row['p50_us']:>8.0f} "
+                  f"{row['p99_us']:>8.0f}", flush=True)
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
