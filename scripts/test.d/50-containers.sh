@@ -39,7 +39,9 @@ fi
 # 1. The namespace tests (crates/shmframe/tests/containers.rs). Where namespaces work, a skip is a
 #    failure.
 namespace_tests() {
-  SHMFRAME_REQUIRE_NAMESPACES=$namespaces cargo test -q -p shmframe --test containers
+  # The tests run the peer example: build it first (a --test selection alone does not).
+  cargo build -q -p shmframe --examples &&
+    SHMFRAME_REQUIRE_NAMESPACES=$namespaces cargo test -q -p shmframe --test containers
 }
 check "namespace tests (cargo test -p shmframe --test containers)" namespace_tests
 
