@@ -54,13 +54,21 @@ class ReaderThenCommand:
         box: dict = {}
 
         def open_reader() -> None:
-            box["r"] = shmframe.Reader(self.name, timeout=30)
+            try:
+                box["r"] = shmframe.Reader(self.name, timeout=30)
+            except shmframe.Error as e:
+                box["error"] = e
 
         t = threading.Thread(target=open_reader)
         t.start()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         t.join(timeout=60)
+        if "r" not in box:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            out, err = self.proc.communicate(timeout=30)
+            raise AssertionError(f"{box.get('error')}; the command said: {err}")
         self.r = box["r"]
         return self.r, self.proc
 

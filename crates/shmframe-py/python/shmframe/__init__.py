@@ -21,7 +21,7 @@ to Python on Ctrl-C.
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, Type
 
 import numpy as np
 
@@ -275,7 +275,7 @@ class Reader:
         self._r = _Reader(name, timeout)
         self._name = name
         self._schema: Any = None
-        self._meta_type: Optional[type] = None
+        self._meta_type: Optional[Type[ctypes.Structure]] = None
 
     @property
     def name(self) -> str:
@@ -283,7 +283,7 @@ class Reader:
         return self._name
 
     @property
-    def meta_type(self) -> Optional[type]:
+    def meta_type(self) -> Optional[Type[ctypes.Structure]]:
         """The ctypes Structure rebuilt from the channel's metadata schema, or None."""
         schema = self._r.schema
         if schema != self._schema:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 
 #: (type name, size, align, [(field, dtype name, count, offset)]) as the extension takes it.
 SchemaTuple = Tuple[str, int, int, List[Tuple[str, str, int, int]]]
 
-_CTYPES = {
+_CTYPES: Dict[str, Any] = {
     "bool": ctypes.c_bool,
     "uint8": ctypes.c_uint8,
     "int8": ctypes.c_int8,
@@ -61,7 +61,7 @@ def declared_dtype(meta: Any) -> Tuple[np.dtype, SchemaTuple]:
         raise TypeError(f"metadata dtype {dt} has no fields: use a structured dtype")
     fields = []
     for fname in dt.names:
-        fdt, offset = dt.fields[fname][:2]
+        fdt, offset = dt.fields[fname][:2]  # type: ignore[index]
         base, count = fdt, 1
         while base.subdtype is not None:  # (c_float * 3) * 2 nests subarrays
             base, shape = base.subdtype
@@ -94,9 +94,10 @@ def encode(value: Any, dt: Optional[np.dtype]) -> Optional[bytes]:
     if isinstance(value, dict):
         out = np.zeros((), dtype=dt)
         for k, v in value.items():
-            if k not in dt.names:
+            names = dt.names or ()
+            if k not in names:
                 raise ValueError(
-                    f"metadata has no field {k!r}; the declared fields are {', '.join(dt.names)}"
+                    f"metadata has no field {k!r}; the declared fields are {', '.join(names)}"
                 )
             out[k] = v
         return out.tobytes()
@@ -106,7 +107,7 @@ def encode(value: Any, dt: Optional[np.dtype]) -> Optional[bytes]:
             raise ValueError(f"metadata must be one record, not an array of shape {arr.shape}")
         if arr.dtype == dt:
             return arr.tobytes()
-        return encode({n: arr[n] for n in arr.dtype.names}, dt)
+        return encode({n: arr[n] for n in arr.dtype.names or ()}, dt)
     raise TypeError(
         "meta must be a ctypes Structure instance, a NumPy structured scalar or a dict of "
         f"the declared fields, not {type(value).__name__}"
@@ -115,7 +116,7 @@ def encode(value: Any, dt: Optional[np.dtype]) -> Optional[bytes]:
 
 def _build(
     cls_name: str, schema: SchemaTuple, pads: bool, pack: bool
-) -> Optional[type]:
+) -> Optional[Type[ctypes.Structure]]:
     _, size, _, fields = schema
     spec: list = []
     pos = 0
@@ -124,7 +125,7 @@ def _build(
             return None  # overlapping fields: no Structure describes them
         if pads and offset > pos:
             spec.append((f"_pad{pos}", ctypes.c_uint8 * (offset - pos)))
-        t = _CTYPES[dtn]
+        t: Any = _CTYPES[dtn]
         if count != 1:
             t = t * count
         spec.append((fname, t))
@@ -144,7 +145,7 @@ def _build(
     return cls
 
 
-def ctypes_type(schema: SchemaTuple) -> type:
+def ctypes_type(schema: SchemaTuple) -> Type[ctypes.Structure]:
     """A ctypes ``Structure`` with exactly the schema's field offsets and size."""
     name = schema[0] if schema[0].isidentifier() else "Meta"
     for pads, pack in ((False, False), (True, False), (True, True)):
