@@ -269,7 +269,13 @@ impl Reader {
             match Channel::open(&self.ch.name, false) {
                 Ok(ch) if ch.identity != self.ch.identity && !ch.is_superseded() => {
                     let alive = ch.seg.writer_alive().unwrap_or(false);
-                    if alive || !ch.is_open() {
+                    // Following a segment that was superseded (not waiting for a new writer after
+                    // reporting the old one gone), take the successor even if its writer has died
+                    // since: it may hold frames we have not read, and the caller's liveness check
+                    // then reports the death within a second. Waiting here for a live successor
+                    // would hide the death until the caller's deadline (forever without one).
+                    let following = self.detached.is_none();
+                    if alive || !ch.is_open() || following {
                         if ch.hs.lineage != self.ch.hs.lineage {
                             self.last = start_position(&ch);
                         }

@@ -23,6 +23,7 @@ fn role_entry() {
     let code = match role.as_str() {
         "blocked-reader" => blocked_reader(&name),
         "scribbler" => scribbler(&name),
+        "grow-then-hang" => grow_then_hang(&name),
         other => panic!("unknown role {other}"),
     };
     std::process::exit(code);
@@ -77,6 +78,45 @@ fn scribbler(name: &str) -> i32 {
     unsafe { std::ptr::write_volatile(p, 0xEE) };
     println!("ROLE wrote into the channel");
     2
+}
+
+/// Role: a writer that creates its channel without reserving capacity, waits for a line on
+/// stdin, then publishes one frame (which grows the channel into a new segment) and hangs.
+fn grow_then_hang(name: &str) -> i32 {
+    let mut w = Writer::create(name, WriterOptions::new()).expect("create");
+    eprintln!("ROLE created");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("stdin");
+    w.write(DType::U8, &[64], &pattern_frame(0, 64))
+        .expect("write");
+    eprintln!("ROLE grown");
+    std::thread::sleep(Duration::from_secs(600));
+    0
+}
+
+/// A reader still attached to the segment a writer replaced when it grew, whose writer then died:
+/// the reader follows to the grown segment, gets the frame published there, and reports the
+/// writer gone promptly (not after its whole timeout, waiting for a live successor).
+#[test]
+fn writer_killed_right_after_growing_is_reported_promptly() {
+    use std::io::Write;
+    let g = Guard::new("growdie");
+    let n = g.name.as_str();
+    let mut w = role_with_stdin("role_entry", "grow-then-hang", &[("SFT_NAME", n)]);
+    w.wait_stderr("ROLE created");
+    let mut r = Reader::open(n).unwrap();
+    w.child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    w.wait_stderr("ROLE grown");
+    w.kill9();
+    let killed = Instant::now();
+    let f = r
+        .next(Some(LONG))
+        .expect("the frame published in the grown segment");
+    assert!(f.index == 0 && is_pattern(0, &f.data));
+    let e = r.next(Some(LONG)).unwrap_err();
+    assert!(matches!(e, ReadError::WriterGone { .. }), "{e}");
+    let after = killed.elapsed();
+    assert!(after < Duration::from_secs(5), "reported after {after:?}");
 }
 
 /// Article: the writer crashed mid-write and readers hung on (or read) a half-written frame.

@@ -139,6 +139,29 @@ pub fn peer(args: &[&str]) -> Proc {
     spawn_cmd(cmd)
 }
 
+/// As [`role`], with the child's stdin a pipe the test writes to (`proc.child.stdin`).
+pub fn role_with_stdin(entry: &str, role: &str, args: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", entry, "--nocapture", "--test-threads=1"])
+        .env(ROLE_VAR, role);
+    for (k, v) in args {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child process");
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    Proc {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
 /// Re-executes this test binary so that its test `entry` plays `role` (see [`ROLE_VAR`]).
 pub fn role(entry: &str, role: &str, args: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
