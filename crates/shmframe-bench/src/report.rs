@@ -561,6 +561,24 @@ fn utc_now() -> String {
     )
 }
 
+fn human(y: f64) -> String {
+    let (v, unit) = if y >= 1e6 {
+        (y / 1e6, "M")
+    } else if y >= 1e3 {
+        (y / 1e3, "k")
+    } else {
+        (y, "")
+    };
+    let digits = if v >= 10.0 || v == v.round() {
+        0
+    } else if v >= 1.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{unit}")
+}
+
 /// Two panels: p50 one-way latency and full-rate frames/s against payload, log scales.
 pub fn plot(rep: &Report, path: &Path) -> Result<()> {
     use plotters::prelude::*;
@@ -647,7 +665,7 @@ pub fn plot(rep: &Report, path: &Path) -> Result<()> {
                     String::new()
                 }
             })
-            .y_label_formatter(&|y: &f64| format!("{y:.3e}"))
+            .y_label_formatter(&|y: &f64| human(*y))
             .label_style(("sans-serif", 13))
             .draw()?;
         for (i, k) in kinds.iter().enumerate() {
