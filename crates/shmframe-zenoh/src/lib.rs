@@ -127,20 +127,26 @@ pub fn zenoh_config(opts: &ZenohOptions) -> anyhow::Result<zenoh::Config> {
     Ok(config)
 }
 
-/// A Zenoh error as text, without the source location Zenoh appends (` at /path/file.rs:123.`).
+/// A Zenoh error as text, without the source locations Zenoh inserts (` at /path/file.rs:123.`).
 fn zerr(e: impl std::fmt::Display) -> String {
-    let s = e.to_string();
-    match s.rfind(" at /") {
-        Some(i)
-            if s.trim_end_matches('.')
-                .rsplit(':')
-                .next()
-                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) =>
-        {
-            s[..i].trim_end_matches('.').to_string()
+    let mut s = e.to_string();
+    let mut from = 0;
+    while let Some(i) = s[from..].find(" at /").map(|i| i + from) {
+        let rest = &s[i + 4..];
+        let word = rest
+            .find(|c: char| c.is_whitespace() || c == ']')
+            .unwrap_or(rest.len());
+        let location = rest[..word].trim_end_matches('.');
+        let is_source = location
+            .rsplit_once(".rs:")
+            .is_some_and(|(_, line)| !line.is_empty() && line.chars().all(|c| c.is_ascii_digit()));
+        if is_source {
+            s.replace_range(i..i + 4 + word, "");
+        } else {
+            from = i + 4;
         }
-        _ => s,
     }
+    s
 }
 
 fn json_string(s: &str) -> String {
@@ -265,13 +271,20 @@ pub fn send(
     let mut stats = BridgeStats::default();
     let mut report = Reporter::new(label.clone());
 
+    let mut waiting = false;
     let mut reader = loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(stats);
         }
         match Reader::open_wait(channel, STOP_POLL) {
             Ok(r) => break r,
-            Err(shmframe::OpenError::Timeout { .. }) => continue,
+            Err(shmframe::OpenError::Timeout { .. }) => {
+                if !waiting {
+                    eprintln!("{label}: waiting for local channel `{channel}` to appear");
+                    waiting = true;
+                }
+                continue;
+            }
             Err(e) => return Err(e).with_context(|| format!("{label}: opening the local channel")),
         }
     };
@@ -555,7 +568,14 @@ mod tests {
 
     #[test]
     fn zenoh_errors_lose_their_source_location() {
-        assert_eq!(zerr("bad endpoint: x at /a/b/endpoint.rs:615."), "bad endpoint: x");
+        assert_eq!(
+            zerr("bad endpoint: x at /a/b/endpoint.rs:615."),
+            "bad endpoint: x"
+        );
+        assert_eq!(
+            zerr("listener: [in use (os error 98) at /r/z/tcp.rs:61.] (more)"),
+            "listener: [in use (os error 98)] (more)"
+        );
         assert_eq!(zerr("no location here"), "no location here");
         assert_eq!(zerr("look at /tmp/file please"), "look at /tmp/file please");
     }
