@@ -29,6 +29,10 @@ fn role_entry() {
     std::process::exit(code);
 }
 
+/// Held by tests that leave an object without a writer lock in /dev/shm on purpose, and by the
+/// test that calls `channels::remove_stale` (which would remove those objects under them).
+static UNLOCKED_OBJECTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 static SIGNALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 extern "C" fn count_signal(_: libc::c_int) {
@@ -383,6 +387,7 @@ fn article_frame_view_outlives_reader_and_writer() {
 /// stale channels are reported, removed with `remove_stale`, or simply taken over.
 #[test]
 fn article_stale_objects_from_crashed_run() {
+    let _serial = UNLOCKED_OBJECTS.lock().unwrap_or_else(|p| p.into_inner());
     let live = Guard::new("a-live");
     let stale = Guard::new("a-stale");
     let taken = Guard::new("a-taken");
@@ -440,6 +445,7 @@ fn hostile_reader_cannot_modify_the_channel() {
 /// (no SIGBUS, no hang), and a writer replaces it.
 #[test]
 fn hostile_lying_header_is_refused() {
+    let _serial = UNLOCKED_OBJECTS.lock().unwrap_or_else(|p| p.into_inner());
     let g = Guard::new("h-lie");
     let n = g.name.as_str();
     let geom = Geometry::new(64, 0, 1 << 30).unwrap();
