@@ -148,3 +148,43 @@ def test_other_users_channel_is_permission_denied(name):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=30, cwd=str(HERE))
     assert out.stdout.startswith("PermissionDenied no permission to read"), out.stderr
+
+
+def test_blocked_read_releases_the_gil(name):
+    import threading
+
+    got: dict = {}
+    with shmframe.Writer(name) as w, shmframe.Reader(name, timeout=5) as r:
+
+        def reader() -> None:
+            try:
+                got["frame"] = r.read(timeout=30)
+            except shmframe.Error as e:
+                got["error"] = e
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.2)  # the reader thread is blocked in read(); this thread must still run
+        w.write(np.array([42]))
+        t.join(timeout=60)
+    assert "error" not in got and got["frame"].array.tolist() == [42]
+
+
+def test_mode_and_keep(name):
+    with shmframe.Writer(name, mode=0o640, keep=True) as w:
+        assert os.stat(f"/dev/shm/shmframe.{name}").st_mode & 0o777 == 0o640
+        w.write(np.arange(3))
+    try:
+        # The channel outlives its writer: a reader opened later still reads the last frame.
+        with shmframe.Reader(name, timeout=0) as r:
+            assert r.latest().array.tolist() == [0, 1, 2]
+            with pytest.raises(shmframe.ChannelClosed):
+                r.read(timeout=1)
+    finally:
+        os.unlink(f"/dev/shm/shmframe.{name}")
+
+
+@pytest.mark.parametrize("slots", [0, 65])
+def test_bad_slot_counts(name, slots):
+    with pytest.raises(ValueError, match="slots"):
+        shmframe.Writer(name, slots=slots)
