@@ -1,4 +1,4 @@
-//! Helpers shared by the multi-process test suites: unique channel names, a guard that removes a
+//! Utilities shared by the multi-process test suites: unique channel names, a guard that removes a
 //! channel's objects even when a test fails, and child processes (the `peer` example, or this test
 //! binary re-executed in a role).
 #![allow(dead_code)]
