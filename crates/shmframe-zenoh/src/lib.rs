@@ -392,16 +392,22 @@ impl Latest {
     }
 }
 
-/// Limits log lines about rejected messages to one per second.
-struct RateLimit(Option<Instant>);
+/// Limits log lines about rejected messages: the first few each, then one per second.
+struct RateLimit {
+    lines: u32,
+    last: Option<Instant>,
+}
 
 impl RateLimit {
+    const FREE: u32 = 10;
+
     fn ready(&mut self) -> bool {
         let now = Instant::now();
-        if self.0.is_some_and(|t| now - t < Duration::from_secs(1)) {
+        self.lines += 1;
+        if self.lines > Self::FREE && self.last.is_some_and(|t| now - t < Duration::from_secs(1)) {
             return false;
         }
-        self.0 = Some(now);
+        self.last = Some(now);
         true
     }
 }
@@ -431,7 +437,10 @@ pub fn receive(
     let mut report = Reporter::new(label.clone());
     let mut writer: Option<Writer> = None;
     let mut last: Option<(u64, u64)> = None; // (stream, index)
-    let mut log_rejects = RateLimit(None);
+    let mut log_rejects = RateLimit {
+        lines: 0,
+        last: None,
+    };
     while !stop.load(Ordering::Relaxed) && frames.is_none_or(|n| stats.frames < n) {
         stats.dropped = latest.replaced.load(Ordering::Relaxed);
         report.tick(&stats, false);

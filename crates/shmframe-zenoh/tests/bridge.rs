@@ -423,7 +423,6 @@ fn malformed_messages_are_refused_counted_and_survived() {
         publisher.put(bytes.to_vec()).wait().unwrap();
         let line = rx.expect("refused a message");
         assert!(line.contains(why), "case {n}: {line}");
-        std::thread::sleep(Duration::from_millis(1100)); // the log is limited to a line a second
     }
     // The bridge is alive and still works: a valid frame creates the local channel.
     publisher.put(good.clone()).wait().unwrap();
