@@ -1,0 +1,30 @@
+"""`python -m shmframe.bench` runs end to end (tiny frames, short runs; no figures asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+
+def test_bench_runs_every_transport():
+    out = subprocess.run(
+        [sys.executable, "-m", "shmframe.bench", "--seconds", "0.3", "--sizes", "64x48", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = {"shmframe read", "shmframe view", "mp.shared_memory"}
+    try:
+        import posix_ipc  # noqa: F401
+
+        expected.add("article posix_ipc")
+    except ImportError:
+        pass
+    assert {r["transport"] for r in rows} == expected
+    for r in rows:
+        assert r["shape"] == [48, 64, 3] and r["fps"] > 0 and r["p50_us"] > 0, r
+    ours = re.compile(r"^(shmframe\.|sem\.)?bench-\d+-\d+")
+    assert not [p for p in os.listdir("/dev/shm") if ours.match(p)]
