@@ -6,7 +6,8 @@
 
 Transports (each a writer process and a reader process started with subprocess):
 
-- ``shmframe read``: :meth:`shmframe.Reader.read` (a verified copy), futex wake-up.
+- ``shmframe read``: :meth:`shmframe.Reader.read` (one copy, taken while the slot is pinned),
+  futex wake-up.
 - ``shmframe view``: :meth:`shmframe.Reader.view` (zero-copy, slot pinned), futex wake-up.
 - ``article posix_ipc``: the article's protocol, written from its description: object
   ``NAME-meta`` (the MD struct: int32 x3, 4 bytes padding, int64 size, int64 count), object
