@@ -326,6 +326,13 @@ impl Reader {
         let mut quiet_since = start;
         loop {
             if self.ch.is_superseded() {
+                // The writer moved to a grown segment. In order mode, first hand out the frames
+                // still unread in this one (it no longer changes), then follow.
+                if !self.latest_only {
+                    if let Some(v) = attempt(self)? {
+                        return Ok(v);
+                    }
+                }
                 self.reattach(deadline)?;
                 continue;
             }
