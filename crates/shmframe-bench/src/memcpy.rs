@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub struct CopyResult {
     /// Per-copy time, ns: p50, p99, p99.9.
     pub lat_ns: [u64; 3],
-    /// Copies per second at full rate.
+    /// Copies per second at full rate (best of ten stretches).
     pub per_s: f64,
 }
 
@@ -32,7 +32,7 @@ fn llc_bytes() -> usize {
     size.map_or(32 << 20, |(_, n)| n)
 }
 
-/// Copies `bytes` repeatedly, timing each copy for about `time`, then at full rate for as long. Warm: one source and one destination (cache-hot
+/// Copies `bytes` repeatedly, timing each copy for about `time`, then at full rate for as long (the best tenth counts). Warm: one source and one destination (cache-hot
 /// when they fit). Cold: buffers rotated so that together they are 4× the last-level cache.
 pub fn measure(bytes: usize, cold: bool, time: Duration) -> CopyResult {
     // Buffers are consecutive `stride`-byte pieces of two arenas (one allocation each).
@@ -62,16 +62,22 @@ pub fn measure(bytes: usize, cold: bool, time: Duration) -> CopyResult {
         lat.push(a.elapsed().as_nanos() as u64);
         i += 1;
     }
-    // Throughput without a clock read per copy (it would dominate small copies).
-    let t1 = Instant::now();
+    // Throughput without a clock read per copy (it would dominate small copies), in ten
+    // stretches; the best one is the bound (another process taking the core only lowers it).
     let mut n = 0usize;
-    while t1.elapsed() < time || n < 16 {
-        for _ in 0..16 {
-            copy(&mut dst, n % sets);
-            n += 1;
+    let mut best = 0.0f64;
+    for _ in 0..10 {
+        let t1 = Instant::now();
+        let mut k = 0usize;
+        while t1.elapsed() < time / 10 || k < 16 {
+            for _ in 0..16 {
+                copy(&mut dst, n % sets);
+                n += 1;
+                k += 1;
+            }
         }
+        best = best.max(k as f64 / t1.elapsed().as_secs_f64());
     }
-    let elapsed = t1.elapsed();
     lat.sort_unstable();
     CopyResult {
         lat_ns: [
@@ -79,6 +85,6 @@ pub fn measure(bytes: usize, cold: bool, time: Duration) -> CopyResult {
             quantile(&lat, 0.99),
             quantile(&lat, 0.999),
         ],
-        per_s: n as f64 / elapsed.as_secs_f64(),
+        per_s: best,
     }
 }
