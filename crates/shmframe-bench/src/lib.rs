@@ -73,6 +73,9 @@ pub struct BenchArgs {
     #[arg(long, hide = true, default_value_t = 1)]
     #[doc(hidden)]
     pub readers: usize,
+    #[arg(long, hide = true, default_value_t = shmframe::DEFAULT_SLOTS)]
+    #[doc(hidden)]
+    pub slots: u32,
 }
 
 /// The payloads measured: name and bytes.
@@ -155,6 +158,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             frames: args.frames,
             seconds: args.seconds,
             readers: args.readers,
+            slots: args.slots,
         };
         return match role.as_str() {
             "writer" => peer::writer(&spec),
@@ -321,6 +325,7 @@ pub(crate) fn spec(transport: Transport, read: ReadMode, wait: WaitMode, bytes: 
         frames: u64::MAX,
         seconds: 1.0,
         readers: 1,
+        slots: shmframe::DEFAULT_SLOTS,
     }
 }
 

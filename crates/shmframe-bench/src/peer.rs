@@ -77,6 +77,8 @@ pub struct PeerSpec {
     pub seconds: f64,
     /// Readers to wait for (Unix socket: connections to accept).
     pub readers: usize,
+    /// shmframe ring slots.
+    pub slots: u32,
 }
 
 impl PeerSpec {
@@ -106,6 +108,8 @@ impl PeerSpec {
             self.seconds.to_string(),
             "--readers".into(),
             self.readers.to_string(),
+            "--slots".into(),
+            self.slots.to_string(),
         ]
     }
 }
@@ -203,7 +207,9 @@ impl Pub {
         Ok(match s.transport {
             Transport::Shmframe => Pub::Shm(shmframe::Writer::create(
                 &s.name,
-                shmframe::WriterOptions::new().capacity(s.bytes),
+                shmframe::WriterOptions::new()
+                    .capacity(s.bytes)
+                    .slots(s.slots),
             )?),
             Transport::Iceoryx2 => {
                 let node = ice_node()?;
