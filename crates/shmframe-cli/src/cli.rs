@@ -4,9 +4,43 @@ use crate::convert::PixelFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+#[cfg(feature = "gstreamer")]
+macro_rules! with_gstreamer {
+    () => {
+        " gstreamer"
+    };
+}
+#[cfg(not(feature = "gstreamer"))]
+macro_rules! with_gstreamer {
+    () => {
+        ""
+    };
+}
+#[cfg(feature = "zenoh")]
+macro_rules! with_zenoh {
+    () => {
+        " zenoh"
+    };
+}
+#[cfg(not(feature = "zenoh"))]
+macro_rules! with_zenoh {
+    () => {
+        ""
+    };
+}
+
+/// `--version`: the version and the optional features built in.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features:",
+    with_gstreamer!(),
+    with_zenoh!(),
+    ")"
+);
+
 /// Move camera frames and N-d arrays between processes through POSIX shared memory.
 #[derive(Parser, Debug)]
-#[command(name = "shmframe", version, about, propagate_version = true)]
+#[command(name = "shmframe", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -58,9 +58,30 @@ impl Dir {
         c
     }
 
-    /// Runs to completion.
+    /// Runs to completion (killed, failing the test, after a minute).
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("shmframe {args:?} did not exit within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// `true` if the executable under test was built with cargo feature `feature` (the target
+    /// directory is shared by builds with different features, so ask the executable itself).
+    pub fn has_feature(&self, feature: &str) -> bool {
+        let v = stdout(&self.run(&["--version"]));
+        v.contains(&format!(" {feature}")) && v.contains("features:")
     }
 
     /// Starts in the background with stdout and stderr captured; stopped at the end of the test
@@ -198,4 +219,11 @@ pub fn pngs(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Held by tests that leave a channel stale (writer killed) or run `rm --stale`, which removes
+/// every stale channel on the machine: they must not run at the same time.
+pub fn stale_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

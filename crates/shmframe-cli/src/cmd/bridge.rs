@@ -77,12 +77,14 @@ fn local(a: &BridgeArgs, from: &Endpoint, to: &Endpoint) -> anyhow::Result<()> {
     let mut out = Output::create(dst, dst_seed, opts, 0o600)?;
     eprintln!("shmframe bridge: {} → {} (Ctrl-C stops)", a.from, a.to);
     let mut copied = 0u64;
+    let mut warned = false;
     let result = loop {
         if stop::requested() || a.frames.is_some_and(|n| copied >= n) {
             break Ok(());
         }
         match input.next(Duration::from_millis(200)) {
             Ok(Next::Frame(f)) => {
+                warned = false;
                 // Frames from a seed channel carry no metadata, so none is attached downstream.
                 if let Err(e) = out.write(f.dtype, f.shape, f.data, f.meta) {
                     break Err(e);
@@ -90,6 +92,15 @@ fn local(a: &BridgeArgs, from: &Endpoint, to: &Endpoint) -> anyhow::Result<()> {
                 copied += 1;
             }
             Ok(Next::Idle) => {}
+            Ok(Next::Gone(msg)) => {
+                // A bridge outlives its source's writer: the next writer of that name is
+                // picked up by later calls.
+                if !warned {
+                    eprintln!("shmframe bridge: {msg}");
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
             Ok(Next::Ended(msg)) => {
                 eprintln!("shmframe bridge: {msg}");
                 break Ok(());

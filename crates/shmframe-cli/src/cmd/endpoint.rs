@@ -37,6 +37,8 @@ pub enum Next<'a> {
     Idle,
     /// The writer closed the channel (the message says so).
     Ended(String),
+    /// The writer died; a new writer of the same name is picked up by later calls.
+    Gone(String),
 }
 
 /// A receiving end.
@@ -109,6 +111,7 @@ impl Input {
                 }
                 Err(ReadError::Timeout { .. }) => Ok(Next::Idle),
                 Err(e @ ReadError::Closed { .. }) => Ok(Next::Ended(e.to_string())),
+                Err(e @ ReadError::WriterGone { .. }) => Ok(Next::Gone(e.to_string())),
                 Err(e) => Err(e.into()),
             },
             Input::Seed(r, f, last, shape) => match r.next_into(f, Some(wait)) {

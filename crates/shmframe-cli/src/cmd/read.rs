@@ -18,7 +18,9 @@ const DEFAULT_OPEN_WAIT: Duration = Duration::from_secs(10);
 enum Display {
     /// Not decided yet: the window opens at the first frame (it needs the frame's size).
     Pending,
+    /// Frames go to this window.
     Window(Box<Window>),
+    /// No window: a status line on stderr.
     Headless,
 }
 
@@ -54,6 +56,8 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     let mut last_frame = Instant::now();
     let mut stats = Stats::new();
     let mut ended = None;
+    // Since when the writer is dead, and what the library said.
+    let mut gone: Option<(Instant, String)> = None;
 
     loop {
         if stop::requested()
@@ -72,6 +76,15 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
             Next::Idle => {
                 if let Display::Window(w) = &mut display {
                     w.idle();
+                }
+                if let Some((since, msg)) = &gone {
+                    if since.elapsed() >= limit.unwrap_or(DEFAULT_OPEN_WAIT) {
+                        stats.finish_status();
+                        bail!(
+                            "{msg} (no new writer appeared within {:?})",
+                            since.elapsed()
+                        );
+                    }
                 }
                 if let Some(limit) = limit {
                     if last_frame.elapsed() >= limit {
@@ -92,7 +105,30 @@ pub fn run(a: ReadArgs) -> anyhow::Result<()> {
                 ended = Some(msg);
                 break;
             }
+            Next::Gone(msg) => {
+                if gone.is_none() {
+                    stats.finish_status();
+                    eprintln!("shmframe read: {msg}");
+                    gone = Some((Instant::now(), msg));
+                }
+                if let Display::Window(w) = &mut display {
+                    w.idle();
+                }
+                // Until a new writer appears, the library reports the dead one at once: wait
+                // here the interval a frame could have taken.
+                std::thread::sleep(wait);
+                if let Some((since, msg)) = &gone {
+                    if since.elapsed() >= limit.unwrap_or(DEFAULT_OPEN_WAIT) {
+                        bail!(
+                            "{msg} (no new writer appeared within {:?})",
+                            since.elapsed()
+                        );
+                    }
+                }
+                continue;
+            }
         };
+        gone = None;
         last_frame = Instant::now();
         let received = stats.frames;
         if f.intact == Some(false) {

@@ -67,16 +67,16 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
         out.close()?;
     }
     result?;
-    if a.keep {
-        eprintln!(
+    match (a.keep, seed) {
+        (true, false) => eprintln!(
             "shmframe write: {published} frames; channel `{}` kept (remove it with `shmframe rm {}`)",
             a.name, a.name
-        );
-    } else {
-        eprintln!(
-            "shmframe write: {published} frames; channel `{}` removed",
+        ),
+        (true, true) => eprintln!(
+            "shmframe write: {published} frames; seed channel `{0}` kept (remove /dev/shm/{0}, /dev/shm/{0}-meta and /dev/shm/sem.{0} when done)",
             a.name
-        );
+        ),
+        (false, _) => eprintln!("shmframe write: {published} frames; channel `{}` removed", a.name),
     }
     Ok(())
 }
