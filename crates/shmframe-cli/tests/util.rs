@@ -1,4 +1,4 @@
-//! Helpers for tests that run the `shmframe` executable (after ripgrep's `tests/util.rs`): a
+//! Shared code for the tests that run the `shmframe` executable (after ripgrep's `tests/util.rs`): a
 //! unique temporary directory and channel names per test, processes that are stopped and
 //! channels that are removed when the test ends, pass or fail.
 
