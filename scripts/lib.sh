@@ -21,6 +21,15 @@ need_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Every cargo command that builds the CLI uses the same features, so the workspace is built once
+# and no step relinks `target/debug/shmframe` with a different feature set.
+CLI_FEATURES="--features shmframe-cli/gstreamer,shmframe-cli/zenoh"
+
+# need_build_deps: system packages the workspace needs to build with $CLI_FEATURES.
+need_build_deps() {
+  need_apt pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+}
+
 # need_venv: creates .venv (once) and activates it.
 need_venv() {
   if [ ! -x "$VENV/bin/python" ]; then

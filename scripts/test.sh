@@ -26,11 +26,17 @@ step() {
 }
 
 only="${1:-}"
+step "build dependencies (apt)" need_build_deps
 if [ -z "$only" ]; then
   step "cargo fmt --check" cargo fmt --all -- --check
-  step "cargo build (shared by every step)" cargo build --workspace --all-targets
-  step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
-  step "cargo test" cargo test --workspace
+  # shellcheck disable=SC2086
+  step "cargo build (shared by every step)" cargo build --workspace --all-targets $CLI_FEATURES
+  # shellcheck disable=SC2086
+  step "cargo clippy -D warnings" cargo clippy --workspace --all-targets $CLI_FEATURES -- -D warnings
+  # shellcheck disable=SC2086
+  step "cargo doc (warnings are errors)" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps $CLI_FEATURES
+  # shellcheck disable=SC2086
+  step "cargo test" cargo test --workspace $CLI_FEATURES
 fi
 for part in scripts/test.d/*.sh; do
   [ -e "$part" ] || continue

@@ -11,4 +11,4 @@ export SHMFRAME_TEST_PYTHON="$VENV/bin/python"
 "$SHMFRAME_TEST_PYTHON" -c "import posix_ipc, numpy" >/dev/null
 
 cargo test -p shmframe --test seed
-cargo test -p shmframe-cli --test seed_cli
+cargo test -p shmframe-cli $CLI_FEATURES --test seed_cli

@@ -19,7 +19,7 @@ check() {
   fi
 }
 
-cargo build -q -p shmframe-cli || { echo "bench: 0 passed, 1 failed"; exit 1; }
+cargo build -q -p shmframe-cli $CLI_FEATURES || { echo "bench: 0 passed, 1 failed"; exit 1; }
 bin="$(shmframe_bin)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

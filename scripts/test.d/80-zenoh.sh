@@ -30,7 +30,7 @@ check() {
 check "shmframe-zenoh: wire format and bridge processes" \
   cargo test -p shmframe-zenoh
 check "shmframe bridge --features zenoh, end to end" \
-  cargo test -p shmframe-cli --features zenoh --test zenoh
+  cargo test -p shmframe-cli $CLI_FEATURES --test zenoh
 
 left="$(ip netns list 2>/dev/null | grep -E '^sfz-' || true)"
 if [ -n "$left" ]; then

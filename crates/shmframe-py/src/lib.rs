@@ -10,7 +10,7 @@
 //! handle on the mapping. Python may keep such an array as long as it likes; it never dangles.
 //!
 //! Blocking calls detach from the interpreter (other Python threads run) and wait in slices of at
-//! most [`SLICE`], checking for signals between slices, so Ctrl-C interrupts them promptly.
+//! most `SLICE`, checking for signals between slices, so Ctrl-C interrupts them promptly.
 
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};

@@ -35,7 +35,6 @@ pub mod layout;
 mod name;
 mod reader;
 pub mod ring;
-/// The article's protocol (`NAME-meta` + `NAME` + named semaphore): interoperate with its programs.
 pub mod seed;
 mod segment;
 mod wake;
@@ -55,3 +54,8 @@ pub use bytemuck as __bytemuck;
 
 // Lets `metadata!` name this crate as `shmframe` from inside it too (its tests use the macro).
 extern crate self as shmframe;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README as a newcomer uses it: every code block runs as written (see scripts/check_readme.py).
+# Needs the Python package in .venv (scripts/test.d/40-python.sh) and the workspace build with the
+# CLI's zenoh feature (the bridge block).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+need_venv
+cargo build -q -p shmframe-cli $CLI_FEATURES || exit 1
+export SHMFRAME_TEST_PYTHON="$VENV/bin/python"
+python scripts/check_readme.py
