@@ -25,9 +25,11 @@ need_apt() {
 # and no step relinks `target/debug/shmframe` with a different feature set.
 CLI_FEATURES="--features shmframe-cli/gstreamer,shmframe-cli/zenoh"
 
-# need_build_deps: system packages the workspace needs to build with $CLI_FEATURES.
+# need_build_deps: system packages the workspace needs to build with $CLI_FEATURES, and to run
+# the GStreamer source's tests (clips made with gst-launch-1.0) in the main `cargo test` step.
 need_build_deps() {
-  need_apt pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  need_apt pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
 }
 
 # need_venv: creates .venv (once) and activates it.

@@ -7,7 +7,7 @@ source scripts/lib.sh
 
 need_apt xvfb x11-apps x11-utils imagemagick fonts-dejavu-core
 OUT="${1:-docs/reader-window.png}"
-cargo build -q -p shmframe-cli
+cargo build -q -p shmframe-cli $CLI_FEATURES
 BIN="$(shmframe_bin)"
 WORK="$(mktemp -d /tmp/sft-screenshot.XXXXXX)"
 CH="camera0"
