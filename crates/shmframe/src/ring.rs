@@ -210,6 +210,75 @@ mod tests {
         assert_eq!(write_order(1, 3).collect::<Vec<_>>(), vec![2, 0, 1]);
         assert_eq!(write_order(2, 3).collect::<Vec<_>>(), vec![0, 1, 2]);
     }
+
+    /// A writer thread laps a two-slot ring while two reader threads copy and validate. Every
+    /// copy that validates must be whole. Data words are atomics (relaxed, like the bytes of a
+    /// memcpy), so under miri (`cargo +nightly miri test -p shmframe --lib ring::`) the data-race
+    /// detector checks the protocol's orderings, not just the assertion.
+    #[test]
+    fn threaded_seqlock_never_validates_a_torn_copy() {
+        use std::sync::atomic::AtomicU64 as Word;
+        const WORDS: usize = 8;
+        let frames: u64 = if cfg!(miri) { 60 } else { 20_000 };
+        struct Slot {
+            stamp: AtomicU64,
+            data: [Word; WORDS],
+        }
+        let slots: [Slot; 2] = std::array::from_fn(|_| Slot {
+            stamp: AtomicU64::new(0),
+            data: std::array::from_fn(|_| Word::new(0)),
+        });
+        let slots = &slots;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut last = 1;
+                for i in 0..frames {
+                    let k = write_order(last, 2).next().unwrap();
+                    let slot = &slots[k as usize];
+                    begin_write(&slot.stamp, i);
+                    for w in &slot.data {
+                        w.store(i + 1, Ordering::Relaxed);
+                    }
+                    end_write(&slot.stamp, i);
+                    last = k;
+                }
+            });
+            for _ in 0..2 {
+                scope.spawn(move || {
+                    let mut validated = 0u64;
+                    let mut last = None;
+                    while last.is_none_or(|l| l + 1 < frames) {
+                        let stamps = slots.iter().map(|s| s.stamp.load(Ordering::Acquire));
+                        let Some((k, index)) = newest_after(stamps, last) else {
+                            std::hint::spin_loop();
+                            continue;
+                        };
+                        let slot = &slots[k as usize];
+                        let Some(begun) = read_begin(&slot.stamp) else {
+                            continue;
+                        };
+                        let copy: Vec<u64> = slot
+                            .data
+                            .iter()
+                            .map(|w| w.load(Ordering::Relaxed))
+                            .collect();
+                        if !read_validate(&slot.stamp, begun) {
+                            continue;
+                        }
+                        let got = stable_index(begun).unwrap();
+                        assert!(got >= index);
+                        assert!(
+                            copy.iter().all(|&v| v == got + 1),
+                            "torn copy {copy:?} of frame {got}"
+                        );
+                        validated += 1;
+                        last = Some(got);
+                    }
+                    assert!(validated > 0);
+                });
+            }
+        });
+    }
 }
 
 /// Model checks: `RUSTFLAGS="--cfg loom" cargo test -p shmframe --lib --release ring::loom_tests`.

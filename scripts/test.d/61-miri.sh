@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# miri on the syscall-free core: the seqlock ring (incl. a threaded writer/readers test under
+# miri's data-race detector), the frame/schema encoding, names and the layout geometry. The rest
+# of the library maps shared memory and makes system calls, which miri cannot run.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+  echo "installing the nightly toolchain's miri and rust-src components"
+  rustup toolchain install nightly --profile minimal --component miri,rust-src >/dev/null 2>&1 ||
+    rustup component add miri rust-src --toolchain nightly >/dev/null 2>&1
+fi
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+  echo "miri: cannot install a nightly toolchain with miri on this machine (rustup could not fetch it)"
+  echo "miri: 0 passed, 1 failed"
+  exit 1
+fi
+cargo +nightly miri test -p shmframe --lib -- ring:: frame:: name:: layout::
