@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The Zenoh bridge: the wire format's unit tests, then bridge sides as separate processes (the
-# crate's example, and `shmframe bridge` built with `--features zenoh`) on loopback and across two
-# network namespaces joined by a veth pair: frames and metadata bit-identical, each side
+# The Zenoh bridge: the wire format's unit tests, then bridge sides as separate processes
+# (`shmframe bridge` built with `--features zenoh`) on loopback and across two network
+# namespaces joined by a veth pair: frames and metadata bit-identical, each side
 # restarted, malformed messages refused and counted.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +27,7 @@ check() {
   fi
 }
 
-check "shmframe-zenoh: wire format and bridge processes" \
+check "shmframe-zenoh: wire format" \
   cargo test -p shmframe-zenoh
 check "shmframe bridge --features zenoh, end to end" \
   cargo test -p shmframe-cli $CLI_FEATURES --test zenoh

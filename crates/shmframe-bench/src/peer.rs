@@ -403,7 +403,7 @@ impl Sub {
                     // Longer than any pause between frames: the reader never sleeps.
                     r.set_spin(Duration::from_secs(1));
                 }
-                Sub::Shm(r, empty_frame())
+                Sub::Shm(r, shmframe::Frame::default())
             }
             Transport::Iceoryx2 => {
                 let node = ice_node()?;
@@ -513,18 +513,6 @@ impl Sub {
                 Ok(verified(pattern::verify(buf)))
             }
         }
-    }
-}
-
-fn empty_frame() -> shmframe::Frame {
-    shmframe::Frame {
-        index: 0,
-        timestamp_ns: 0,
-        missed: 0,
-        dtype: shmframe::DType::U8,
-        shape: Vec::new(),
-        data: Vec::new(),
-        meta: Vec::new(),
     }
 }
 

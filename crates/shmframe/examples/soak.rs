@@ -134,15 +134,7 @@ fn child_reader(name: &str, view: bool) {
     let mut last_pid: Option<u64> = None;
     let mut last_frame_at = Instant::now();
     let mut frame = r.next(Some(Duration::ZERO)).ok();
-    let mut f = frame.take().unwrap_or_else(|| shmframe::Frame {
-        index: 0,
-        timestamp_ns: 0,
-        missed: 0,
-        dtype: DType::U8,
-        shape: vec![],
-        data: vec![],
-        meta: vec![],
-    });
+    let mut f = frame.take().unwrap_or_default();
     let mut last_report = Instant::now();
     let report = |frames, torn, recoveries, max_gap_us, errors| {
         println!("R {frames} {torn} {recoveries} {max_gap_us} {errors}");

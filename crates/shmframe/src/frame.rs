@@ -422,6 +422,22 @@ pub struct Frame {
     pub meta: Vec<u8>,
 }
 
+/// An empty frame with no buffers, to hand to [`crate::Reader::next_into`], which fills it and
+/// reuses its buffers from then on.
+impl Default for Frame {
+    fn default() -> Self {
+        Frame {
+            index: 0,
+            timestamp_ns: 0,
+            missed: 0,
+            dtype: DType::U8,
+            shape: Vec::new(),
+            data: Vec::new(),
+            meta: Vec::new(),
+        }
+    }
+}
+
 impl Frame {
     /// The data as elements of `T`; `None` if `T` is not the frame's dtype.
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {

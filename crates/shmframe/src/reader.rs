@@ -114,7 +114,7 @@ impl Reader {
 
     /// Waits up to `timeout` (`None`: forever) for the next frame and returns a verified copy.
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<Frame, ReadError> {
-        let mut f = empty_frame();
+        let mut f = Frame::default();
         self.next_into(&mut f, timeout)?;
         Ok(f)
     }
@@ -139,7 +139,7 @@ impl Reader {
                 Err(e) => return Err(e),
             }
         }
-        let mut f = empty_frame();
+        let mut f = Frame::default();
         Ok(self.try_copy(&mut f, true)?.map(|()| f))
     }
 
@@ -401,18 +401,6 @@ fn clone_gone(e: &ReadError) -> ReadError {
             name: String::new(),
             what: other.to_string(),
         },
-    }
-}
-
-fn empty_frame() -> Frame {
-    Frame {
-        index: 0,
-        timestamp_ns: 0,
-        missed: 0,
-        dtype: DType::U8,
-        shape: Vec::new(),
-        data: Vec::new(),
-        meta: Vec::new(),
     }
 }
 

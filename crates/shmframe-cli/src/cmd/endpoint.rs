@@ -58,15 +58,7 @@ impl Input {
             return Ok(Input::Seed(Box::new(r), Box::default(), None, Vec::new()));
         }
         let r = Reader::open_wait(name, wait)?;
-        let f = Frame {
-            index: 0,
-            timestamp_ns: 0,
-            missed: 0,
-            dtype: DType::U8,
-            shape: Vec::new(),
-            data: Vec::new(),
-            meta: Vec::new(),
-        };
+        let f = Frame::default();
         Ok(Input::Native(
             Box::new(r),
             Box::new(f),
