@@ -23,8 +23,14 @@ passed=0
 failed=0
 for target in open_segment live_header; do
   echo "--- fuzzing $target for $secs s"
+  # live_header runs a scribbling thread per input. The thread's own bookkeeping (about 112 bytes)
+  # is freed by the thread as it exits, which can land after libFuzzer's per-input leak check:
+  # a false report that does not reproduce on replay. Leaks stay checked in open_segment, which
+  # runs the same library code on one thread.
+  leaks=1
+  [ "$target" = live_header ] && leaks=0
   cargo fuzz run -O "$target" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 2>&1 |
+    -detect_leaks="$leaks" -print_final_stats=1 2>&1 |
     grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|thread .* panicked)'
   rc=${PIPESTATUS[0]}
   if [ "$rc" -eq 0 ]; then
