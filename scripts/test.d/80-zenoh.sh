@@ -27,10 +27,12 @@ check() {
   fi
 }
 
-check "shmframe-zenoh: wire format" \
-  cargo test -p shmframe-zenoh
+# The wire format's unit tests ran in the main `cargo test` step; this reruns the end-to-end
+# tests with the network-namespace test required (as root), using the main step's exact build
+# (same package selection and features, so nothing is rebuilt).
+# shellcheck disable=SC2086
 check "shmframe bridge --features zenoh, end to end" \
-  cargo test -p shmframe-cli $CLI_FEATURES --test zenoh
+  cargo test --workspace $CLI_FEATURES --test zenoh
 
 left="$(ip netns list 2>/dev/null | grep -E '^sfz-' || true)"
 if [ -n "$left" ]; then
