@@ -57,3 +57,18 @@ shmframe_bin() {
 leftovers() {
   ls /dev/shm 2>/dev/null | grep -E '^(shmframe\.|sem\.shmframe|shmframe-test|sft-)' || true
 }
+
+# check TITLE COMMAND...: runs one check of a part script, counting it in $passed / $failed.
+passed=0
+failed=0
+check() {
+  local title="$1"
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok: $title"
+  else
+    failed=$((failed + 1))
+    echo "FAILED: $title"
+  fi
+}

@@ -8,19 +8,6 @@ source scripts/lib.sh
 
 need_apt xvfb x11-apps x11-utils imagemagick
 
-passed=0
-failed=0
-check() {
-  local title="$1"
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok: $title"
-  else
-    failed=$((failed + 1))
-    echo "FAILED: $title"
-  fi
-}
 
 # shellcheck disable=SC2086
 cargo build -q -p shmframe-cli $CLI_FEATURES || exit 1

@@ -5,20 +5,6 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source scripts/lib.sh
 
-passed=0
-failed=0
-check() {
-  local title="$1"
-  shift
-  echo "--- $title"
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "--- ok: $title"
-  else
-    failed=$((failed + 1))
-    echo "--- FAILED: $title"
-  fi
-}
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ct-$$-XXXX")"
 chmod 0755 "$work"

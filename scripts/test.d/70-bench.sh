@@ -6,18 +6,6 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
-passed=0
-failed=0
-check() {
-  local what="$1"
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAILED: $what"
-  fi
-}
 
 cargo build -q -p shmframe-cli $CLI_FEATURES || { echo "bench: 0 passed, 1 failed"; exit 1; }
 bin="$(shmframe_bin)"

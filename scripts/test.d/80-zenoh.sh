@@ -13,19 +13,6 @@ if [ "$(id -u)" -eq 0 ]; then
   export SHMFRAME_REQUIRE_NETNS=1
 fi
 
-passed=0
-failed=0
-check() {
-  local title="$1"
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok: $title"
-  else
-    failed=$((failed + 1))
-    echo "FAILED: $title"
-  fi
-}
 
 # The wire format's unit tests ran in the main `cargo test` step; this reruns the end-to-end
 # tests with the network-namespace test required (as root), using the main step's exact build
