@@ -116,9 +116,9 @@ fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<(Instant, Str
     rx
 }
 
-fn spawn_cmd(mut cmd: Command) -> Proc {
+fn spawn_cmd(mut cmd: Command, stdin: Stdio) -> Proc {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -136,7 +136,7 @@ fn spawn_cmd(mut cmd: Command) -> Proc {
 pub fn peer(args: &[&str]) -> Proc {
     let mut cmd = Command::new(peer_path());
     cmd.args(args);
-    spawn_cmd(cmd)
+    spawn_cmd(cmd, Stdio::null())
 }
 
 /// As [`role`], with the child's stdin a pipe the test writes to (`proc.child.stdin`).
@@ -147,19 +147,7 @@ pub fn role_with_stdin(entry: &str, role: &str, args: &[(&str, &str)]) -> Proc {
     for (k, v) in args {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child process");
-    let stdout = lines(child.stdout.take().unwrap());
-    let stderr = lines(child.stderr.take().unwrap());
-    Proc {
-        child,
-        stdout,
-        stderr,
-    }
+    spawn_cmd(cmd, Stdio::piped())
 }
 
 /// Re-executes this test binary so that its test `entry` plays `role` (see [`ROLE_VAR`]).
@@ -170,7 +158,7 @@ pub fn role(entry: &str, role: &str, args: &[(&str, &str)]) -> Proc {
     for (k, v) in args {
         cmd.env(k, v);
     }
-    spawn_cmd(cmd)
+    spawn_cmd(cmd, Stdio::null())
 }
 
 impl Proc {
