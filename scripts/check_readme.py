@@ -2,7 +2,8 @@
 
 - ```rust blocks are compiled and run as doctests of the `shmframe` crate (`cargo test --doc`),
   through `crates/shmframe/src/lib.rs`, which includes README.md under cfg(doctest).
-- ```python blocks: the "terminal 2" reader is started first, then the "terminal 1" writer, both
+- ```python blocks: the "terminal 1" writer is started, then the "terminal 2" reader two seconds
+  later, as the README says; then again in the other order (the reader waits for the channel). Both
   with the .venv's Python (where scripts/test.d/40-python.sh installed the package).
 - ```sh blocks run with bash, with the workspace's `shmframe` build first on PATH. A block whose
   commands put a process in the background is run and then waited for; the bridge block is fed by a
@@ -78,17 +79,24 @@ def sh_block(code):
 
 
 def python_blocks(blocks):
-    writer = next(c for c in blocks if "terminal 1" in c)
-    reader = next(c for c in blocks if "terminal 2" in c)
-    rd = subprocess.Popen([PY, "-c", reader], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    w = run([PY, "-c", writer], timeout=120)
-    out, err = rd.communicate(timeout=120)
-    ok = w.returncode == 0 and rd.returncode == 0 and len(out.splitlines()) > 0
-    check("python blocks: writer (terminal 1) and reader (terminal 2)", ok,
-          w.stderr + out[-1000:] + err[-2000:])
-
+    writer = next(c for c in blocks if c.startswith("# terminal 1"))
+    reader = next(c for c in blocks if c.startswith("# terminal 2"))
+    for first, second in (("writer", "reader"), ("reader", "writer")):
+        code = {"writer": writer, "reader": reader}
+        p1 = subprocess.Popen([PY, "-c", code[first]], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        r2 = run([PY, "-c", code[second]], timeout=120)
+        out1, err1 = p1.communicate(timeout=120)
+        w, rd = (p1.returncode, err1), (r2.returncode, r2.stdout, r2.stderr)
+        if first == "reader":
+            w, rd = (r2.returncode, r2.stderr), (p1.returncode, out1, err1)
+        lines = rd[1].splitlines()
+        # The writer's stream lasts 10 s; a reader joining 2 s late still sees most of it, and
+        # ends by itself when the writer's block closes the channel.
+        ok = w[0] == 0 and rd[0] == 0 and len(lines) >= 100
+        check(f"python blocks, {first} first: {len(lines)} frames read, reader ended by itself",
+              ok, w[1] + rd[1][-1000:] + rd[2][-2000:])
 
 rust = [c for lang, c in BLOCKS if lang == "rust"]
 if rust:
