@@ -1,6 +1,6 @@
 //! The `shmframe` command end to end.
 
-use crate::util::{self, fails_with, json, ok, stderr, Dir};
+use crate::util::{self, fails_with, json, ok, read_json, stderr, Dir};
 use rustix::process::Signal;
 use std::time::Duration;
 
@@ -19,20 +19,13 @@ fn round_trip(format: &str) -> (image::RgbImage, serde_json::Value, Vec<image::D
     let src = util::save_png(&d, "src.png", &img);
     let snaps = d.join("snaps");
     let snaps_s = snaps.display().to_string();
-    let reader = d.spawn(&[
-        "read",
-        &ch,
-        "--headless",
-        "--frames",
-        "4",
-        "--json",
-        "--save",
-        &snaps_s,
-        "--every",
-        "1",
-        "--timeout",
-        "30",
-    ]);
+    let reader = d.spawn(
+        &[
+            &read_json(&ch, "4")[..],
+            &["--save", &snaps_s, "--every", "1"],
+        ]
+        .concat(),
+    );
     let writer = d.spawn(&[
         "write", &ch, "--source", &src, "--format", format, "--fps", "50",
     ]);
@@ -113,16 +106,7 @@ fn bgr8_bytes_in_the_channel_are_opencv_order() {
 fn testsrc_default_is_640x480_bgr8_and_frames_count_exactly() {
     let mut d = Dir::new("testsrc");
     let ch = d.channel("ts");
-    let r = d.spawn(&[
-        "read",
-        &ch,
-        "--headless",
-        "--frames",
-        "20",
-        "--json",
-        "--timeout",
-        "30",
-    ]);
+    let r = d.spawn(&read_json(&ch, "20"));
     let w = d.spawn(&["write", &ch, "--fps", "100", "--frames", "1000"]);
     let j = json(&d.wait(r));
     assert_eq!(j["frames"], 20);
@@ -361,17 +345,8 @@ fn glob_source_loops_over_the_images() {
     let b = image::RgbImage::from_pixel(6, 4, image::Rgb([10, 200, 10]));
     util::save_png(&d, "img-a.png", &a);
     util::save_png(&d, "img-b.png", &b);
-    let r = d.spawn(&[
-        "read",
-        &ch,
-        "--headless",
-        "--frames",
-        "6",
-        "--json",
-        "--timeout",
-        "30",
-    ]);
-    let w = d.spawn(&[
+    let r = d.spawn(&read_json(&ch, "6"));
+    let write = [
         "write",
         &ch,
         "--source",
@@ -380,23 +355,15 @@ fn glob_source_loops_over_the_images() {
         "60",
         "--slots",
         "16",
-    ]);
+    ];
+    let w = d.spawn(&write);
     d.wait_channel(&ch);
     let j = json(&d.wait(r));
     assert_eq!(j["frames"], 6);
     d.signal(w, Signal::INT);
     ok(&d.wait(w));
     // The library reader sees the alternation directly.
-    let r = d.spawn(&[
-        "write",
-        &ch,
-        "--source",
-        "img-*.png",
-        "--fps",
-        "60",
-        "--slots",
-        "16",
-    ]);
+    let w = d.spawn(&write);
     d.wait_channel(&ch);
     let mut rd = shmframe::Reader::open(&ch).unwrap();
     let colours: Vec<u8> = (0..4)
@@ -406,8 +373,8 @@ fn glob_source_loops_over_the_images() {
         colours.windows(2).all(|w| w[0] != w[1]),
         "images alternate: {colours:?}"
     );
-    d.signal(r, Signal::INT);
-    ok(&d.wait(r));
+    d.signal(w, Signal::INT);
+    ok(&d.wait(w));
 }
 
 #[test]
@@ -490,16 +457,7 @@ fn bridge_native_to_seed_to_native() {
     let seed_to = format!("seed:{s}");
     let b1 = d.spawn(&["bridge", "--from", &a, "--to", &seed_to]);
     let b2 = d.spawn(&["bridge", "--from", &seed_to, "--to", &b]);
-    let o = d.run(&[
-        "read",
-        &b,
-        "--headless",
-        "--frames",
-        "3",
-        "--json",
-        "--timeout",
-        "30",
-    ]);
+    let o = d.run(&read_json(&b, "3"));
     let j = json(&o);
     assert_eq!(j["shape"], serde_json::json!([6, 12, 3]));
     let mut r = shmframe::Reader::open(&b).unwrap();
@@ -523,16 +481,7 @@ fn bridge_native_to_native_keeps_metadata_and_counts_frames() {
     let w = d.spawn(&["write", &a, "--size", "16x8", "--fps", "100"]);
     d.wait_channel(&a);
     let br = d.spawn(&["bridge", "--from", &a, "--to", &b, "--frames", "5"]);
-    let o = d.run(&[
-        "read",
-        &b,
-        "--headless",
-        "--frames",
-        "2",
-        "--json",
-        "--timeout",
-        "30",
-    ]);
+    let o = d.run(&read_json(&b, "2"));
     let j = json(&o);
     assert_eq!(j["torn"], 0, "checksums in the copied metadata still match");
     ok(&d.wait(br));
@@ -561,16 +510,7 @@ fn reader_outlives_a_killed_writer_and_resumes_with_the_next_one() {
     d.wait_channel(&ch);
     let log = d.join("reader.log");
     let reader = d
-        .cmd(&[
-            "read",
-            &ch,
-            "--headless",
-            "--frames",
-            "10",
-            "--json",
-            "--timeout",
-            "30",
-        ])
+        .cmd(&read_json(&ch, "10"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

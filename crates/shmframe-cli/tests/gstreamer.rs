@@ -3,7 +3,7 @@
 
 mod util;
 
-use util::{json, ok, Dir};
+use util::{json, ok, read_json, Dir};
 
 /// Encodes 30 frames of `videotestsrc` at 160x120 into `name` with `encoder ! muxer`.
 fn make_clip(d: &Dir, name: &str, encoder: &str, muxer: &str) -> String {
@@ -23,16 +23,7 @@ fn make_clip(d: &Dir, name: &str, encoder: &str, muxer: &str) -> String {
 fn publish_and_read(source: &str, format: &str, shape: serde_json::Value) {
     let mut d = Dir::new("gst");
     let ch = d.channel("gst");
-    let r = d.spawn(&[
-        "read",
-        &ch,
-        "--headless",
-        "--frames",
-        "10",
-        "--json",
-        "--timeout",
-        "60",
-    ]);
+    let r = d.spawn(&read_json(&ch, "10"));
     let w = d.spawn(&[
         "write", &ch, "--source", source, "--format", format, "--slots", "40",
     ]);

@@ -227,3 +227,18 @@ pub fn stale_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// `read CH --headless --frames N --json --timeout 60`: a reader that prints its JSON summary
+/// after `frames` frames (and fails if no writer shows up within a minute).
+pub fn read_json<'a>(ch: &'a str, frames: &'a str) -> [&'a str; 8] {
+    [
+        "read",
+        ch,
+        "--headless",
+        "--frames",
+        frames,
+        "--json",
+        "--timeout",
+        "60",
+    ]
+}

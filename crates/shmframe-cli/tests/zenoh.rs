@@ -12,9 +12,8 @@ use rustix::process::{kill_process, Pid, Signal};
 use shmframe::{DType, Reader, Writer, WriterOptions};
 use shmframe_zenoh::zenoh::{self, Wait};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,47 +26,12 @@ shmframe::metadata! {
 /// Generous bound so a broken bridge fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(tag: &str) -> String {
-    format!(
-        "sft-zb-{tag}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A Zenoh configuration without multicast scouting: only the endpoints given connect.
-struct ConfigFile(PathBuf);
-impl ConfigFile {
-    fn new() -> ConfigFile {
-        let p = std::env::temp_dir().join(format!("{}.json5", unique("cfg")));
-        std::fs::write(&p, "{ scouting: { multicast: { enabled: false } } }").unwrap();
-        ConfigFile(p)
-    }
-}
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Removes channels left by a killed process, even when the test fails.
-struct Cleanup(Vec<String>);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = shmframe::channels::remove(n);
-        }
-    }
 }
 
 /// A `shmframe bridge` process; its stderr lines are echoed and forwarded to `lines`.
@@ -250,71 +214,76 @@ fn read_from(r: &mut Reader, from: u64, count: usize) -> Vec<u64> {
     seqs
 }
 
+/// Two channels, a key and two ports for one test; the channels and the Zenoh configuration
+/// file live as long as the test's [`util::Dir`].
 struct Pair {
     src: String,
     dst: String,
     key: String,
-    cfg: ConfigFile,
+    dir: util::Dir,
     send_port: u16,
     recv_port: u16,
 }
 
 impl Pair {
     fn new(tag: &str) -> Pair {
+        let mut dir = util::Dir::new(tag);
+        let (src, dst) = (dir.channel("src"), dir.channel("dst"));
+        // No multicast scouting: only the endpoints given connect.
+        let scouting_off = "{ scouting: { multicast: { enabled: false } } }";
+        std::fs::write(dir.join("zenoh.json5"), scouting_off).unwrap();
         Pair {
-            src: unique(&format!("{tag}-src")),
-            dst: unique(&format!("{tag}-dst")),
-            key: format!("shmframe-test/{}", unique(tag)),
-            cfg: ConfigFile::new(),
+            key: format!("shmframe-test/{src}"),
+            src,
+            dst,
+            dir,
             send_port: free_port(),
             recv_port: free_port(),
         }
     }
-    fn sender(&self) -> Side {
-        let s = Side::start(
-            &[],
-            &args(&[
-                "--from",
-                &self.src,
-                "--to",
-                &format!("zenoh:{}", self.key),
-                "--zenoh-listen",
-                &format!("tcp/127.0.0.1:{}", self.send_port),
-                "--zenoh-config",
-                self.cfg.0.to_str().unwrap(),
-            ]),
-        );
+
+    /// `shmframe bridge --from FROM --to TO` with the test's Zenoh configuration and the
+    /// `zenoh` endpoint options, run under `prefix` (e.g. `ip netns exec NS`).
+    fn bridge(&self, prefix: &[&str], from: &str, to: &str, zenoh: &[&str]) -> Side {
+        let cfg = self.dir.join("zenoh.json5");
+        let mut a = args(&["--from", from, "--to", to]);
+        a.extend(args(zenoh));
+        a.extend(args(&["--zenoh-config", cfg.to_str().unwrap()]));
+        Side::start(prefix, &a)
+    }
+
+    /// The bridge from the source channel to Zenoh, once it publishes.
+    fn sender_at(&self, prefix: &[&str], zenoh: &[&str]) -> Side {
+        let s = self.bridge(prefix, &self.src, &format!("zenoh:{}", self.key), zenoh);
         s.expect("publishing");
         s
     }
-    fn receiver(&self) -> Side {
-        let s = Side::start(
-            &[],
-            &args(&[
-                "--from",
-                &format!("zenoh:{}", self.key),
-                "--to",
-                &self.dst,
-                "--zenoh-connect",
-                &format!("tcp/127.0.0.1:{}", self.send_port),
-                "--zenoh-listen",
-                &format!("tcp/127.0.0.1:{}", self.recv_port),
-                "--zenoh-config",
-                self.cfg.0.to_str().unwrap(),
-            ]),
-        );
+
+    /// The bridge from Zenoh to the destination channel, once it is subscribed.
+    fn receiver_at(&self, prefix: &[&str], zenoh: &[&str]) -> Side {
+        let s = self.bridge(prefix, &format!("zenoh:{}", self.key), &self.dst, zenoh);
         s.expect("subscribed");
         s
     }
-    fn cleanup(&self) -> Cleanup {
-        Cleanup(vec![self.src.clone(), self.dst.clone()])
+
+    fn sender(&self) -> Side {
+        let listen = format!("tcp/127.0.0.1:{}", self.send_port);
+        self.sender_at(&[], &["--zenoh-listen", &listen])
+    }
+
+    fn receiver(&self) -> Side {
+        let connect = format!("tcp/127.0.0.1:{}", self.send_port);
+        let listen = format!("tcp/127.0.0.1:{}", self.recv_port);
+        self.receiver_at(
+            &[],
+            &["--zenoh-connect", &connect, "--zenoh-listen", &listen],
+        )
     }
 }
 
 #[test]
 fn frames_and_metadata_arrive_bit_identical() {
     let p = Pair::new("ident");
-    let _c = p.cleanup();
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let writer = spawn_writer(&p.src, stop.clone(), written.clone());
@@ -340,7 +309,6 @@ fn frames_and_metadata_arrive_bit_identical() {
 #[test]
 fn the_flow_resumes_after_either_side_restarts() {
     let p = Pair::new("restart");
-    let _c = p.cleanup();
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let writer = spawn_writer(&p.src, stop.clone(), written.clone());
@@ -372,7 +340,6 @@ fn the_flow_resumes_after_either_side_restarts() {
 #[test]
 fn malformed_messages_are_refused_counted_and_survived() {
     let p = Pair::new("garbage");
-    let _c = p.cleanup();
     let rx = p.receiver();
 
     // A raw Zenoh peer of our own, connected straight to the receiving bridge.
@@ -445,39 +412,18 @@ fn frames_cross_a_veth_link_between_network_namespaces() {
         return;
     };
     let p = Pair::new("netns");
-    let _c = p.cleanup();
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let writer = spawn_writer(&p.src, stop.clone(), written.clone());
     let listen = format!("tcp/{}:{}", net.addr_a, p.send_port);
-    let tx = Side::start(
+    let tx = p.sender_at(
         &["ip", "netns", "exec", &net.a],
-        &args(&[
-            "--from",
-            &p.src,
-            "--to",
-            &format!("zenoh:{}", p.key),
-            "--zenoh-listen",
-            &listen,
-            "--zenoh-config",
-            p.cfg.0.to_str().unwrap(),
-        ]),
+        &["--zenoh-listen", &listen],
     );
-    tx.expect("publishing");
-    let rx = Side::start(
+    let rx = p.receiver_at(
         &["ip", "netns", "exec", &net.b],
-        &args(&[
-            "--from",
-            &format!("zenoh:{}", p.key),
-            "--to",
-            &p.dst,
-            "--zenoh-connect",
-            &listen,
-            "--zenoh-config",
-            p.cfg.0.to_str().unwrap(),
-        ]),
+        &["--zenoh-connect", &listen],
     );
-    rx.expect("subscribed");
     let mut r = Reader::open_wait(&p.dst, PATIENCE).unwrap();
     let seqs = read_and_check(&mut r, 12);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
@@ -595,16 +541,7 @@ fn native_to_zenoh_to_native_over_tcp() {
         "--zenoh-connect",
         &endpoint,
     ]);
-    let o = d.run(&[
-        "read",
-        &b,
-        "--headless",
-        "--frames",
-        "3",
-        "--json",
-        "--timeout",
-        "60",
-    ]);
+    let o = d.run(&util::read_json(&b, "3"));
     let j = util::json(&o);
     assert_eq!(j["shape"], serde_json::json!([16, 24, 3]));
     assert_eq!(

@@ -6,9 +6,14 @@
 //! variable `SHMFRAME_TEST_PYTHON` (`scripts/test.d/30-seed.sh` sets it up and runs this file).
 //! Without it, only those tests are skipped, loudly.
 
+mod seed_peers;
+
+use seed_peers::{
+    exists, finish, last_json_line, pattern, peer, python, python_writer,
+    python_writer_crashing_with_the_lock, seed_objects,
+};
 use shmframe::seed::{SeedError, SeedFrame, SeedReader, SeedWriter, SEM_STUCK_AFTER};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -29,32 +34,10 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for f in [
-            format!("/dev/shm/{}", self.0),
-            format!("/dev/shm/{}-meta", self.0),
-            format!("/dev/shm/sem.{}", self.0),
-        ] {
+        for f in seed_objects(&self.0) {
             let _ = std::fs::remove_file(f);
         }
     }
-}
-
-fn exists(name: &str) -> [bool; 3] {
-    [
-        format!("/dev/shm/{name}"),
-        format!("/dev/shm/{name}-meta"),
-        format!("/dev/shm/sem.{name}"),
-    ]
-    .map(|p| std::path::Path::new(&p).exists())
-}
-
-/// The pattern of `seed_peers/seed_pattern.py`.
-fn pattern(shape: [usize; 3], count: i64) -> Vec<u8> {
-    let [h, w, c] = shape;
-    let k = (7 * count as u64 + h as u64 + 3 * w as u64 + 5 * c as u64) % 256;
-    (0..h * w * c)
-        .map(|i| ((i as u64 + i as u64 / 1021 + k) % 256) as u8)
-        .collect()
 }
 
 fn check(f: &SeedFrame, shape: [usize; 3]) {
@@ -67,32 +50,6 @@ fn check(f: &SeedFrame, shape: [usize; 3]) {
             f.count, f.shape
         );
     }
-}
-
-/// The interpreter with posix_ipc and numpy, or `None` (and a loud note) when not configured.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SHMFRAME_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            // Straight to stderr, not eprintln!: the test harness would swallow that for a
-            // passing test, and a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: SHMFRAME_TEST_PYTHON is not set, so this test of the article's \
-                 protocol against the Python peers does not run. Run scripts/test.d/30-seed.sh \
-                 (it installs posix_ipc and numpy and sets the variable).\n"
-            );
-            None
-        }
-    }
-}
-
-fn peer(py: &PathBuf, script: &str, args: &[&str]) -> Command {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/seed_peers");
-    let mut c = Command::new(py);
-    c.arg(dir.join(script)).args(args);
-    c.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    c
 }
 
 /// Value of `key` in a flat JSON object, as its raw text (`null`, `12`, `"…"`, `[…]`).
@@ -115,20 +72,6 @@ fn field(json: &str, key: &str) -> String {
         rest.find([',', '}'])
     };
     rest[..end.unwrap_or(rest.len())].to_string()
-}
-
-fn last_json_line(out: &[u8]) -> String {
-    let s = String::from_utf8_lossy(out);
-    s.lines()
-        .rfind(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON summary in output:\n{s}"))
-        .to_string()
-}
-
-fn finish(child: Child) -> String {
-    let out = child.wait_with_output().expect("wait for peer");
-    assert!(out.status.success(), "peer failed: {:?}", out.status);
-    last_json_line(&out.stdout)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,26 +223,7 @@ fn python_writer_to_rust_reader(shape: [usize; 3], frames: i64) {
     let Some(py) = python() else { return };
     let name = unique("p2r");
     let _c = Cleanup(name.clone());
-    let [h, w, c] = shape;
-    let shape_arg = format!("{h}x{w}x{c}");
-    let n = frames.to_string();
-    let mut writer = peer(
-        &py,
-        "seed_write.py",
-        &[
-            &name,
-            "--frames",
-            &n,
-            "--shape",
-            &shape_arg,
-            "--fps",
-            "200",
-            "--wait-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut writer = python_writer(&py, &name, frames as u32, shape, 200, &[]);
     let mut r = SeedReader::open_wait(&name, LONG).unwrap();
     let mut got = 0;
     let mut last = 0;
@@ -313,7 +237,7 @@ fn python_writer_to_rust_reader(shape: [usize; 3], frames: i64) {
     drop(writer.stdin.take());
     let json = finish(writer);
     eprintln!("python writer: {json}; rust reader checked {got} frames");
-    assert_eq!(field(&json, "last_count"), n);
+    assert_eq!(field(&json, "last_count"), frames.to_string());
     assert!(matches!(r.next(Some(LONG)), Err(SeedError::Closed { .. })));
     assert_eq!(exists(&name), [false; 3], "the writer removed its objects");
 }
@@ -338,22 +262,7 @@ fn crashed_python_writer_holding_the_semaphore_gives_semaphore_stuck() {
     let Some(py) = python() else { return };
     let name = unique("stuck");
     let _c = Cleanup(name.clone());
-    let out = peer(
-        &py,
-        "seed_write.py",
-        &[
-            &name,
-            "--frames",
-            "3",
-            "--shape",
-            "48x64x3",
-            "--crash-holding-lock",
-        ],
-    )
-    .output()
-    .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{:?}", out.status);
+    python_writer_crashing_with_the_lock(&py, &name, 3, [48, 64, 3]);
     assert_eq!(exists(&name), [true; 3], "a dead writer leaves its objects");
 
     let mut r = SeedReader::open(&name).unwrap();
@@ -401,23 +310,7 @@ fn reader_started_before_python_writer() {
     ));
     let n2 = name.clone();
     let waiting = std::thread::spawn(move || SeedReader::open_wait(&n2, LONG));
-    let mut writer = peer(
-        &py,
-        "seed_write.py",
-        &[
-            &name,
-            "--frames",
-            "20",
-            "--shape",
-            "120x160x3",
-            "--fps",
-            "100",
-            "--wait-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut writer = python_writer(&py, &name, 20, [120, 160, 3], 100, &[]);
     let mut r = waiting.join().unwrap().unwrap();
     let mut last = 0;
     while last < 20 {
@@ -448,36 +341,15 @@ fn open_wait_times_out_naming_the_missing_object() {
 #[test]
 fn python_writer_size_change_followed_by_rust_reader() {
     let Some(py) = python() else { return };
-    for (a, b) in [
-        ("480x640x3", [1080, 1920, 3]),
-        ("1080x1920x3", [240, 320, 3]),
+    for (first, b) in [
+        ([480, 640, 3], [1080, 1920, 3]),
+        ([1080, 1920, 3], [240, 320, 3]),
     ] {
         let name = unique("pgrow");
         let _c = Cleanup(name.clone());
         let s2 = format!("{}x{}x{}", b[0], b[1], b[2]);
-        let mut writer = peer(
-            &py,
-            "seed_write.py",
-            &[
-                &name,
-                "--frames",
-                "16",
-                "--shape",
-                a,
-                "--shape2",
-                &s2,
-                "--switch-at",
-                "8",
-                "--fps",
-                "100",
-                "--wait-stdin",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let first: Vec<usize> = a.split('x').map(|x| x.parse().unwrap()).collect();
-        let first = [first[0], first[1], first[2]];
+        let extra = ["--shape2", &s2, "--switch-at", "8"];
+        let mut writer = python_writer(&py, &name, 16, first, 100, &extra);
         let mut r = SeedReader::open_wait(&name, LONG).unwrap();
         let mut last = 0;
         let mut shapes = vec![];
