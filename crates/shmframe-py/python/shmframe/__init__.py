@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional, Sequence, Type
 
 import numpy as np
 
-from . import _meta
+from . import _errors, _meta
 from ._errors import (
     ChannelBusy,
     ChannelClosed,
@@ -43,14 +43,7 @@ __all__ = [
     "Reader",
     "Frame",
     "FrameView",
-    "Error",
-    "ChannelNotFound",
-    "WriterGone",
-    "ChannelClosed",
-    "Timeout",
-    "LayoutMismatch",
-    "ChannelBusy",
-    "PermissionDenied",
+    *_errors.__all__,
     "monotonic_ns",
     "MAX_DIMS",
 ]
