@@ -92,10 +92,7 @@ fn bgr8_bytes_in_the_channel_are_opencv_order() {
     let mut r = shmframe::Reader::open(&ch).unwrap();
     let f = r.next(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(f.shape, [4, 8, 3]);
-    let want: Vec<u8> = img
-        .pixels()
-        .flat_map(|p| [p.0[2], p.0[1], p.0[0]])
-        .collect();
+    let want = util::swap_rb(img.as_raw());
     assert_eq!(f.data, want);
     assert_eq!(r.schema().unwrap().type_name, "PixelInfo");
     d.signal(w, Signal::INT);
@@ -462,10 +459,7 @@ fn bridge_native_to_seed_to_native() {
     assert_eq!(j["shape"], serde_json::json!([6, 12, 3]));
     let mut r = shmframe::Reader::open(&b).unwrap();
     let f = r.next(Some(Duration::from_secs(10))).unwrap();
-    let want: Vec<u8> = img
-        .pixels()
-        .flat_map(|p| [p.0[2], p.0[1], p.0[0]])
-        .collect();
+    let want = util::swap_rb(img.as_raw());
     assert_eq!(f.data, want, "pixels survive native → seed → native");
     for p in [b2, b1, w] {
         d.signal(p, Signal::INT);

@@ -15,17 +15,13 @@ use seed_peers::{
     python_writer_crashing_with_the_lock,
 };
 use std::time::Duration;
-use util::{fails_with, ok, Dir};
+use util::{fails_with, ok, swap_rb, Dir};
 
 const LONG: Duration = Duration::from_secs(60);
 
 /// The JSON summary a peer or the CLI printed last.
 fn json_of(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-fn bgr_to_rgb(data: &[u8]) -> Vec<u8> {
-    data.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect()
 }
 
 /// `shmframe write --protocol seed --source X.png`: the Python reader (attaching like the
@@ -43,7 +39,7 @@ fn cli_write_seed_png_to_python_reader() {
     let png = d.join("src.png");
     img.save(&png).unwrap();
     let expect = d.join("expect.bgr");
-    std::fs::write(&expect, bgr_to_rgb(img.as_raw())).unwrap();
+    std::fs::write(&expect, swap_rb(img.as_raw())).unwrap();
 
     let reader = peer(
         &py,
@@ -124,7 +120,7 @@ fn python_writer_to_cli_read_seed() {
         let img = image::open(&p).unwrap().to_rgb8();
         assert_eq!((img.width(), img.height()), (64, 48));
         assert_eq!(
-            bgr_to_rgb(img.as_raw()),
+            swap_rb(img.as_raw()),
             pattern(shape, count),
             "snapshot {}",
             p.display()

@@ -242,3 +242,9 @@ pub fn read_json<'a>(ch: &'a str, frames: &'a str) -> [&'a str; 8] {
         "60",
     ]
 }
+
+/// The bytes of an RGB image in OpenCV's BGR order: what `write --format bgr8` publishes. Also
+/// turns BGR bytes back into RGB (the swap is its own inverse).
+pub fn swap_rb(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect()
+}

@@ -550,10 +550,7 @@ fn native_to_zenoh_to_native_over_tcp() {
     );
     let mut r = shmframe::Reader::open(&b).unwrap();
     let f = r.next(Some(Duration::from_secs(10))).unwrap();
-    let want: Vec<u8> = img
-        .pixels()
-        .flat_map(|p| [p.0[2], p.0[1], p.0[0]])
-        .collect();
+    let want = util::swap_rb(img.as_raw());
     assert_eq!(f.data, want);
     for p in [back, out, w] {
         d.signal(p, Signal::INT);
