@@ -1,20 +1,22 @@
-//! An opened, validated segment and the slot operations readers and the writer share.
+//! A mapped, validated channel: the header checked once, the current ring, and the slot operations
+//! readers and the writer share (one home for the slot description on both sides).
 
 use crate::error::{Errno, OpenError};
-use crate::frame::{frame_len, DType, Frame, Schema};
+use crate::frame::{frame_len, DType, Schema};
 use crate::layout::{
-    off, Geometry, HeaderStatic, HEADER_REGION, LAYOUT_VERSION, MAGIC, MAX_DIMS, SCHEMA_OFFSET,
-    STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED,
+    off, Geometry, HeaderFixed, RingFixed, SlotDesc, HEADER_REGION, LAYOUT_VERSION, MAGIC,
+    MAX_DIMS, PIN_ENTRIES, RING_HEADER_REGION, SCHEMA_OFFSET, STATE_CLOSED, STATE_OPEN,
+    STATE_SUPERSEDED,
 };
 use crate::name::Name;
-use crate::ring;
+use crate::pins::{Pins, PinsFail};
 use crate::segment::{Identity, Segment};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A frame's description as read from its slot header.
+/// A frame's validated description, decoded from its [`SlotDesc`].
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct SlotDesc {
+pub(crate) struct FrameDesc {
     pub timestamp_ns: u64,
     pub dtype: DType,
     pub shape: Vec<usize>,
@@ -22,14 +24,60 @@ pub(crate) struct SlotDesc {
     pub meta_len: usize,
 }
 
-/// An opened channel segment whose header has been validated.
+/// An opened channel: its header (validated once), its current ring, its pin table.
 pub(crate) struct Channel {
     pub name: Name,
+    /// A mapping that covers the header and the current ring.
     pub seg: Arc<Segment>,
-    pub hs: HeaderStatic,
+    pub hf: HeaderFixed,
     pub geom: Geometry,
+    /// Rings before the current one.
+    pub generation: u32,
     pub schema: Option<Schema>,
     pub identity: Identity,
+    pub pins: Arc<Pins>,
+}
+
+/// What is wrong with a channel header, found by [`validate`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeaderProblem {
+    NotOurs,
+    Initialising,
+    Version(u32),
+    Corrupt(String),
+}
+
+/// Checks a copy of the fixed header fields (a pure function, for fuzzing and miri). `version` is
+/// the atomically loaded version word.
+pub(crate) fn validate(hf: &HeaderFixed, version: u32) -> Result<(), HeaderProblem> {
+    if hf.magic != MAGIC {
+        return Err(HeaderProblem::NotOurs);
+    }
+    match version {
+        0 => return Err(HeaderProblem::Initialising),
+        LAYOUT_VERSION => {}
+        v => return Err(HeaderProblem::Version(v)),
+    }
+    let bad = |what: String| Err(HeaderProblem::Corrupt(what));
+    if hf.header_size as u64 != HEADER_REGION {
+        return bad(format!("header size {}", hf.header_size));
+    }
+    if hf.pin_entries != PIN_ENTRIES {
+        return bad(format!("{} pin entries", hf.pin_entries));
+    }
+    if hf.meta_size > crate::layout::MAX_META {
+        return bad(format!("{} bytes of metadata", hf.meta_size));
+    }
+    if hf.schema_len != 0
+        && (hf.schema_offset != SCHEMA_OFFSET
+            || hf.schema_len as u64 > HEADER_REGION - SCHEMA_OFFSET as u64)
+    {
+        return bad("schema out of bounds".into());
+    }
+    if hf.schema_len == 0 && hf.meta_size != 0 {
+        return bad("metadata without a schema".into());
+    }
+    Ok(())
 }
 
 fn corrupt(name: &Name, what: impl Into<String>) -> OpenError {
@@ -39,150 +87,186 @@ fn corrupt(name: &Name, what: impl Into<String>) -> OpenError {
     }
 }
 
+/// The error for an object that could not be opened or mapped.
+pub(crate) fn open_err(name: &Name, object: &str, e: Errno) -> OpenError {
+    let path = format!("{}/{object}", crate::name::SHM_DIR);
+    match e {
+        Errno::NOENT => OpenError::NotFound {
+            name: name.to_string(),
+        },
+        Errno::ACCESS | Errno::PERM => {
+            let md = std::fs::metadata(&path).ok();
+            use std::os::unix::fs::MetadataExt;
+            OpenError::PermissionDenied {
+                name: name.to_string(),
+                mode: md.as_ref().map_or(0, |m| m.mode() & 0o7777),
+                uid: md.as_ref().map_or(u32::MAX, |m| m.uid()),
+                path,
+            }
+        }
+        Errno::LOOP => OpenError::NotAFile {
+            path,
+            kind: "a symbolic link",
+        },
+        Errno::NOTSUP => OpenError::NotAFile {
+            kind: file_kind(&path),
+            path,
+        },
+        e => OpenError::Io {
+            name: name.to_string(),
+            op: "shm_open/mmap",
+            source: e,
+        },
+    }
+}
+
+/// What a non-regular file is, in words.
+pub(crate) fn file_kind(path: &str) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path).map(|m| m.file_type()) {
+        Ok(t) if t.is_fifo() => "a FIFO",
+        Ok(t) if t.is_dir() => "a directory",
+        Ok(t) if t.is_socket() => "a socket",
+        Ok(t) if t.is_symlink() => "a symbolic link",
+        Ok(t) if t.is_char_device() || t.is_block_device() => "a device",
+        _ => "not a regular file",
+    }
+}
+
 impl Channel {
-    /// Opens and validates the channel's segment (read-only unless `writable`).
+    /// Opens and validates channel `name` (read-only unless `writable`): maps the header first,
+    /// checks it, then maps what the current ring needs, never more.
     pub fn open(name: &Name, writable: bool) -> Result<Channel, OpenError> {
-        let seg = match Segment::open(&name.object_name(), writable) {
-            Ok(s) => s,
-            Err(Errno::NOENT) => {
-                return Err(OpenError::NotFound {
-                    name: name.to_string(),
-                })
-            }
-            Err(Errno::ACCESS) | Err(Errno::PERM) => {
-                let md = std::fs::metadata(name.file_path()).ok();
-                use std::os::unix::fs::MetadataExt;
-                return Err(OpenError::PermissionDenied {
-                    name: name.to_string(),
-                    path: name.file_path().display().to_string(),
-                    mode: md.as_ref().map_or(0, |m| m.mode() & 0o7777),
-                    uid: md.as_ref().map_or(u32::MAX, |m| m.uid()),
-                });
-            }
-            Err(e) => {
-                return Err(OpenError::Io {
-                    name: name.to_string(),
-                    op: "shm_open/mmap",
-                    source: e,
-                })
-            }
-        };
+        let object = name.object_name();
+        let seg = Segment::open(&object, writable, HEADER_REGION)
+            .map_err(|e| open_err(name, &object, e))?;
         Channel::from_segment(name.clone(), seg)
     }
 
-    /// Validates an opened segment.
+    /// Validates an opened segment whose mapping covers at least its header.
     pub fn from_segment(name: Name, seg: Segment) -> Result<Channel, OpenError> {
+        let size = seg
+            .size()
+            .map_err(|e| open_err(&name, &name.object_name(), e))?;
         let len = seg.len() as u64;
+        let path = name.file_path().display().to_string();
+        if len < 8 || (len < HEADER_REGION && seg.read::<[u8; 8]>(0) != MAGIC) {
+            return Err(OpenError::NotOurs { path });
+        }
         if len < HEADER_REGION {
-            if len >= 8 {
-                let mut magic = [0u8; 8];
-                seg.copy_out(0, &mut magic);
-                if magic != MAGIC {
-                    return Err(OpenError::NotOurs {
-                        path: name.file_path().display().to_string(),
-                    });
-                }
-            }
             return Err(OpenError::Truncated {
                 name: name.to_string(),
-                size: len,
+                size,
                 needed: HEADER_REGION,
             });
         }
-        let hs = seg.header_static();
-        if hs.magic != MAGIC {
-            return Err(OpenError::NotOurs {
-                path: name.file_path().display().to_string(),
-            });
-        }
-        // SYNC POINT: acquire pairs with the writer's release store of `version`, the last store
-        // of initialisation; the static copy above is re-read after it so it is complete.
-        let version = seg.atomic_u32(off::VERSION).load(Ordering::Acquire);
-        if version == 0 {
-            return Err(OpenError::Initialising {
+        // SYNC POINT: relaxed load and acquire fence (read-only mapping): pairs with the writer's
+        // release store of `version`, the last store of initialisation; the fixed fields copied
+        // after it are complete.
+        let version = seg.atomic_u32(off::VERSION).load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        let hf: HeaderFixed = seg.read(0);
+        validate(&hf, version).map_err(|p| match p {
+            HeaderProblem::NotOurs => OpenError::NotOurs { path },
+            HeaderProblem::Initialising => OpenError::Initialising {
                 name: name.to_string(),
-            });
-        }
-        if version != LAYOUT_VERSION {
-            return Err(OpenError::VersionMismatch {
+            },
+            HeaderProblem::Version(found) => OpenError::VersionMismatch {
                 name: name.to_string(),
-                found: version,
+                found,
                 expected: LAYOUT_VERSION,
-            });
-        }
-        let hs = seg.header_static();
-        if hs.header_size as u64 != HEADER_REGION {
-            return Err(corrupt(&name, format!("header size {}", hs.header_size)));
-        }
-        let geom =
-            Geometry::new(hs.slot_count, hs.meta_size, hs.slot_capacity).ok_or_else(|| {
-                corrupt(
-                    &name,
-                    format!(
-                        "impossible geometry: {} slots of {} bytes with {} bytes of metadata",
-                        hs.slot_count, hs.slot_capacity, hs.meta_size
-                    ),
-                )
-            })?;
-        if geom.slot_stride != hs.slot_stride
-            || geom.payload_offset != hs.payload_offset as u64
-            || geom.meta_offset != hs.meta_offset as u64
-            || geom.segment_size != hs.segment_size
-        {
-            return Err(corrupt(&name, "slot offsets disagree with the slot sizes"));
-        }
-        if hs.segment_size > len {
-            return Err(OpenError::Truncated {
-                name: name.to_string(),
-                size: len,
-                needed: hs.segment_size,
-            });
-        }
-        if hs.state > STATE_SUPERSEDED {
-            return Err(corrupt(&name, format!("state {}", hs.state)));
-        }
-        let schema = if hs.schema_len == 0 {
+            },
+            HeaderProblem::Corrupt(what) => corrupt(&name, what),
+        })?;
+        let schema = if hf.schema_len == 0 {
             None
         } else {
-            if hs.schema_offset != SCHEMA_OFFSET
-                || hs.schema_len as u64 > HEADER_REGION - SCHEMA_OFFSET as u64
-            {
-                return Err(corrupt(&name, "schema out of bounds"));
-            }
-            let mut b = vec![0u8; hs.schema_len as usize];
+            let mut b = vec![0u8; hf.schema_len as usize];
             seg.copy_out(SCHEMA_OFFSET as usize, &mut b);
-            Some(Schema::decode(&b).ok_or_else(|| corrupt(&name, "malformed metadata schema"))?)
-        };
-        match &schema {
-            Some(s) if s.size != hs.meta_size => {
-                return Err(corrupt(&name, "schema size differs from the metadata size"))
+            let s =
+                Schema::decode(&b).ok_or_else(|| corrupt(&name, "malformed metadata schema"))?;
+            if s.size != hf.meta_size {
+                return Err(corrupt(&name, "schema size differs from the metadata size"));
             }
-            None if hs.meta_size != 0 => return Err(corrupt(&name, "metadata without a schema")),
-            _ => {}
-        }
+            Some(s)
+        };
         let identity = seg.identity().map_err(|e| OpenError::Io {
             name: name.to_string(),
             op: "fstat",
             source: e,
         })?;
+        let ring_at = seg.atomic_u64(off::RING).load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        let (seg, geom, generation) = map_ring(&name, &seg, &hf, ring_at)?;
+        let pins = match Pins::open(&name, hf.lineage) {
+            Ok(p) => Arc::new(p),
+            // The writer removes the table when it closes its channel: the channel is going.
+            Err(PinsFail::Errno(Errno::NOENT)) => {
+                return Err(OpenError::NotFound {
+                    name: name.to_string(),
+                })
+            }
+            Err(PinsFail::Errno(e)) => {
+                let object = name.pins_object_name(hf.lineage);
+                return Err(open_err(&name, &object, e));
+            }
+            Err(PinsFail::Invalid(what)) => return Err(corrupt(&name, what)),
+        };
         Ok(Channel {
             name,
-            seg: Arc::new(seg),
-            hs,
+            seg,
+            hf,
             geom,
+            generation,
             schema,
             identity,
+            pins,
         })
+    }
+
+    /// The channel after its writer appended a new ring, if it did: a new mapping of the same
+    /// object (no name is looked up, so this works after the name is gone).
+    pub fn next_ring(&self) -> Result<Option<Channel>, OpenError> {
+        let at = self.ring_next().load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if at == 0 {
+            return Ok(None);
+        }
+        let (seg, geom, generation) = map_ring(&self.name, &self.seg, &self.hf, at)?;
+        if generation <= self.generation {
+            return Err(corrupt(&self.name, "a ring links back to an older one"));
+        }
+        Ok(Some(Channel {
+            name: self.name.clone(),
+            seg,
+            hf: self.hf,
+            geom,
+            generation,
+            schema: self.schema.clone(),
+            identity: self.identity,
+            pins: self.pins.clone(),
+        }))
     }
 
     pub fn head(&self) -> &AtomicU64 {
         self.seg.atomic_u64(off::HEAD)
     }
+    /// `head`, read as a reader may (relaxed load, acquire fence).
+    pub fn head_acquire(&self) -> u64 {
+        let h = self.head().load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        h
+    }
     pub fn wake(&self) -> &AtomicU32 {
         self.seg.atomic_u32(off::WAKE)
     }
+    pub fn state_word(&self) -> &AtomicU32 {
+        self.seg.atomic_u32(off::STATE)
+    }
     pub fn state(&self) -> u32 {
-        self.seg.atomic_u32(off::STATE).load(Ordering::Acquire)
+        let s = self.state_word().load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        s
     }
     pub fn is_open(&self) -> bool {
         self.state() == STATE_OPEN
@@ -193,6 +277,19 @@ impl Channel {
     pub fn is_superseded(&self) -> bool {
         self.state() == STATE_SUPERSEDED
     }
+    /// The current ring's link to its successor.
+    pub fn ring_next(&self) -> &AtomicU64 {
+        self.seg
+            .atomic_u64(self.geom.ring_offset as usize + off::R_NEXT)
+    }
+    /// The pin-word parity of the current ring.
+    pub fn parity(&self) -> u32 {
+        self.generation & 1
+    }
+    /// `true` once a fault showed that the object or its pin table was truncated.
+    pub fn faulted(&self) -> bool {
+        self.seg.faulted() || self.pins.faulted()
+    }
 
     pub fn slot_offset(&self, slot: u32) -> usize {
         self.geom.slot_offset(slot) as usize
@@ -200,8 +297,10 @@ impl Channel {
     pub fn stamp(&self, slot: u32) -> &AtomicU64 {
         self.seg.atomic_u64(self.slot_offset(slot) + off::S_STAMP)
     }
+    /// Every slot's stamp (relaxed loads: used to choose a slot, which is then pinned and
+    /// re-checked).
     pub fn stamps(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.geom.slot_count).map(|s| self.stamp(s).load(Ordering::Acquire))
+        (0..self.geom.slot_count).map(|s| self.stamp(s).load(Ordering::Relaxed))
     }
     pub fn meta_offset(&self, slot: u32) -> usize {
         self.slot_offset(slot) + self.geom.meta_offset as usize
@@ -210,70 +309,91 @@ impl Channel {
         self.slot_offset(slot) + self.geom.payload_offset as usize
     }
 
-    /// Reads a slot's description. `Err` says what is impossible about it; the caller decides
-    /// whether that is a torn read (stamp moved) or a corrupt frame (stamp stable).
-    pub fn slot_desc(&self, slot: u32) -> Result<SlotDesc, String> {
-        let base = self.slot_offset(slot);
-        let r32 = |o: usize| self.seg.atomic_u32(base + o).load(Ordering::Relaxed);
-        let r64 = |o: usize| self.seg.atomic_u64(base + o).load(Ordering::Relaxed);
-        let code = r32(off::S_DTYPE);
-        let dtype = DType::from_code(code).ok_or_else(|| format!("unknown dtype code {code}"))?;
-        let ndim = r32(off::S_NDIM) as usize;
+    /// Writes a frame's description into its slot (writer, slot claimed).
+    pub fn write_desc(
+        &self,
+        slot: u32,
+        dtype: DType,
+        shape: &[usize],
+        len: usize,
+        meta_len: usize,
+    ) {
+        let mut d = SlotDesc {
+            payload_len: len as u64,
+            dtype: dtype.code(),
+            ndim: shape.len() as u32,
+            meta_len: meta_len as u32,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        for (s, &v) in d.shape.iter_mut().zip(shape) {
+            *s = v as u64;
+        }
+        self.seg
+            .write(self.slot_offset(slot) + off::S_PAYLOAD_LEN, &d);
+    }
+
+    /// Reads and checks a slot's description. `Err` says what is impossible about it.
+    pub fn read_desc(&self, slot: u32) -> Result<FrameDesc, String> {
+        let d: SlotDesc = self.seg.read(self.slot_offset(slot) + off::S_PAYLOAD_LEN);
+        let dtype =
+            DType::from_code(d.dtype).ok_or_else(|| format!("unknown dtype code {}", d.dtype))?;
+        let ndim = d.ndim as usize;
         if ndim > MAX_DIMS {
             return Err(format!("{ndim} dimensions"));
         }
-        let shape: Vec<usize> = (0..ndim)
-            .map(|d| r64(off::S_SHAPE + 8 * d).try_into().unwrap_or(usize::MAX))
+        let shape: Vec<usize> = d.shape[..ndim]
+            .iter()
+            .map(|&v| v.try_into().unwrap_or(usize::MAX))
             .collect();
         let len = frame_len(dtype, &shape)?;
-        let payload_len = r64(off::S_PAYLOAD_LEN);
-        if payload_len != len as u64 || payload_len > self.geom.slot_capacity {
+        if d.payload_len != len as u64 || d.payload_len > self.geom.slot_capacity {
             return Err(format!(
-                "payload of {payload_len} bytes for shape {shape:?} of {dtype} in a slot of {}",
-                self.geom.slot_capacity
+                "payload of {} bytes for shape {shape:?} of {dtype} in a slot of {}",
+                d.payload_len, self.geom.slot_capacity
             ));
         }
-        let meta_len = r32(off::S_META_LEN);
-        if meta_len != 0 && meta_len != self.geom.meta_size {
+        if d.meta_len != 0 && d.meta_len != self.geom.meta_size {
             return Err(format!(
-                "{meta_len} bytes of metadata, the channel declares {}",
-                self.geom.meta_size
+                "{} bytes of metadata, the channel declares {}",
+                d.meta_len, self.geom.meta_size
             ));
         }
-        Ok(SlotDesc {
-            timestamp_ns: r64(off::S_TIMESTAMP),
+        let ts = self
+            .seg
+            .atomic_u64(self.slot_offset(slot) + off::S_TIMESTAMP);
+        Ok(FrameDesc {
+            timestamp_ns: ts.load(Ordering::Relaxed),
             dtype,
             shape,
             payload_len: len,
-            meta_len: meta_len as usize,
+            meta_len: d.meta_len as usize,
         })
     }
+}
 
-    /// Copies the frame in `slot`, expected to carry stamp `begun`, into `out`. `Ok(false)` if the
-    /// writer overwrote the slot meanwhile (the copy is discarded).
-    pub fn copy_frame(&self, slot: u32, begun: u64, out: &mut Frame) -> Result<bool, String> {
-        let stamp = self.stamp(slot);
-        let desc = match self.slot_desc(slot) {
-            Ok(d) => d,
-            Err(what) => {
-                return if ring::read_validate(stamp, begun) {
-                    Err(what)
-                } else {
-                    Ok(false)
-                }
-            }
-        };
-        out.data.resize(desc.payload_len, 0);
-        self.seg.copy_out(self.payload_offset(slot), &mut out.data);
-        out.meta.resize(desc.meta_len, 0);
-        self.seg.copy_out(self.meta_offset(slot), &mut out.meta);
-        if !ring::read_validate(stamp, begun) {
-            return Ok(false);
-        }
-        out.index = ring::stable_index(begun).unwrap_or(0);
-        out.timestamp_ns = desc.timestamp_ns;
-        out.dtype = desc.dtype;
-        out.shape = desc.shape;
-        Ok(true)
+/// Maps `seg`'s object far enough for the ring at `at` and validates the ring's header.
+fn map_ring(
+    name: &Name,
+    seg: &Segment,
+    hf: &HeaderFixed,
+    at: u64,
+) -> Result<(Arc<Segment>, Geometry, u32), OpenError> {
+    let bad_ring = || corrupt(name, format!("no valid ring at offset {at}"));
+    if at < HEADER_REGION || at % crate::layout::SLOT_ALIGN != 0 || at > isize::MAX as u64 / 2 {
+        return Err(bad_ring());
     }
+    let remap = |len: u64| {
+        seg.remap(len).map_err(|e| match e {
+            Errno::RANGE => OpenError::Truncated {
+                name: name.to_string(),
+                size: seg.size().unwrap_or(0),
+                needed: len,
+            },
+            e => open_err(name, &name.object_name(), e),
+        })
+    };
+    let head = remap(at + RING_HEADER_REGION)?;
+    let rf: RingFixed = head.read(at as usize);
+    let geom = Geometry::of_ring(&rf, hf.meta_size, at).ok_or_else(bad_ring)?;
+    Ok((Arc::new(remap(geom.ring_end())?), geom, rf.generation))
 }

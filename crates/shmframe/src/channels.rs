@@ -63,7 +63,7 @@ fn status(ch: &Channel) -> ChannelStatus {
     let (uid, mode, bytes) = seg.stat().unwrap_or((u32::MAX, 0, seg.len() as u64));
     let newest = ring::newest_after(ch.stamps(), None);
     let last_frame = newest.and_then(|(slot, index)| {
-        let d = ch.slot_desc(slot).ok()?;
+        let d = ch.read_desc(slot).ok()?;
         Some((index, d.dtype, d.shape))
     });
     let last_ts = seg.atomic_u64(off::LAST_TIMESTAMP).load(Ordering::Relaxed);
@@ -73,14 +73,14 @@ fn status(ch: &Channel) -> ChannelStatus {
         bytes,
         uid,
         mode,
-        writer_pid: ch.hs.writer_pid,
+        writer_pid: ch.hf.writer_pid,
         writer_alive: seg.writer_alive().unwrap_or(false),
         state: match ch.state() {
             STATE_OPEN => "open",
             STATE_CLOSED => "closed",
             _ => "superseded",
         },
-        version: ch.hs.version,
+        version: crate::layout::LAYOUT_VERSION,
         slots: ch.geom.slot_count,
         slot_capacity: ch.geom.slot_capacity,
         schema: ch.schema.clone(),
@@ -88,7 +88,7 @@ fn status(ch: &Channel) -> ChannelStatus {
         last_frame,
         fps: seg.atomic_u32(off::FPS_MILLI).load(Ordering::Relaxed) as f64 / 1000.0,
         age_s: (last_ts != 0).then(|| now.saturating_sub(last_ts) as f64 / 1e9),
-        generation: ch.hs.generation,
+        generation: ch.generation,
         slot_frames: ch.stamps().map(ring::stable_index).collect(),
     }
 }
@@ -164,7 +164,7 @@ pub fn remove_stale() -> Vec<String> {
         if !object.starts_with(OBJECT_PREFIX) {
             continue;
         }
-        let Ok(seg) = Segment::open(&object, false) else {
+        let Ok(seg) = Segment::open(&object, false, 0) else {
             continue;
         };
         if seg.writer_alive() == Ok(false) && segment::unlink(&object).is_ok() {

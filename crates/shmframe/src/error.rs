@@ -167,10 +167,28 @@ pub enum OpenError {
         what: String,
     },
     /// The writer has created the object but has not finished initialising it (or died doing so).
-    #[error("channel `{name}` is still being initialised by its writer (or the writer died while creating it; `shmframe rm --stale` removes it)")]
+    #[error("channel `{name}` is initialising (or abandoned: its writer died while creating it; `shmframe rm --stale` removes it)")]
     Initialising {
         /// The channel.
         name: String,
+    },
+    /// Every entry of the channel's pin table is held by an attached reader.
+    #[error("channel `{name}` already has {max} readers attached, the most one channel serves: close a reader first")]
+    TooManyReaders {
+        /// The channel.
+        name: String,
+        /// The limit.
+        max: u32,
+    },
+    /// The object under the name is not a regular file (a FIFO, a directory, a symbolic link…).
+    #[error(
+        "`{path}` is {kind}, not a shmframe channel: remove it (as its owner) or pick another name"
+    )]
+    NotAFile {
+        /// The file under /dev/shm.
+        path: String,
+        /// What it is.
+        kind: &'static str,
     },
     /// Another system call failed.
     #[error("opening channel `{name}` failed in {op}: {source}")]
@@ -217,6 +235,27 @@ pub enum WriteError {
         name: String,
         /// The number of slots.
         slots: u32,
+    },
+    /// A loan is still open.
+    #[error(
+        "a loan on channel `{name}` is still open: publish or discard it before writing again"
+    )]
+    LoanOpen {
+        /// The channel.
+        name: String,
+    },
+    /// Someone truncated the channel's object under the writer. The writer has re-created its
+    /// channel (readers follow); this frame was lost.
+    #[error("the object of channel `{name}` was truncated by another process while this frame was written; the writer re-created the channel, write the frame again")]
+    Truncated {
+        /// The channel.
+        name: String,
+    },
+    /// The writer was created before a `fork()` and used in the child.
+    #[error("the writer of channel `{name}` was created in another process (before fork()); create a new Writer in this process")]
+    Forked {
+        /// The channel.
+        name: String,
     },
     /// The frame needed a larger segment and making one failed.
     #[error("channel `{name}` had to grow for a {needed}-byte frame and could not: {source}")]
@@ -281,6 +320,18 @@ pub enum ReadError {
         name: String,
         /// What is wrong.
         what: String,
+    },
+    /// Someone truncated the channel's object under this reader.
+    #[error("the object of channel `{name}` was truncated by another process; this reader re-attaches by itself when the writer re-creates the channel")]
+    Truncated {
+        /// The channel.
+        name: String,
+    },
+    /// The reader was opened before a `fork()` and used in the child.
+    #[error("the reader of channel `{name}` was opened in another process (before fork()); open a new Reader in this process")]
+    Forked {
+        /// The channel.
+        name: String,
     },
     /// Re-attaching to the channel (after it grew or was taken over) failed.
     #[error(transparent)]

@@ -30,10 +30,18 @@
 mod channel;
 pub mod channels;
 pub mod error;
+mod fork;
 mod frame;
+mod guard;
+// The layout and the lock-free core are public for the benchmarks, the fuzz targets and other
+// implementations of the protocol to check themselves against; they are not part of the API's
+// semver promise (docs/protocol.md is the contract).
+#[doc(hidden)]
 pub mod layout;
 mod name;
+mod pins;
 mod reader;
+#[doc(hidden)]
 pub mod ring;
 pub mod seed;
 mod segment;
@@ -44,7 +52,7 @@ pub use error::{
     CreateError, MetaError, NameError, OpenError, ReadError, RemoveError, SchemaError, WriteError,
 };
 pub use frame::{DType, Element, Field, FieldType, Frame, Metadata, Schema};
-pub use name::{Name, MAX_NAME_LEN, OBJECT_PREFIX, SHM_DIR};
+pub use name::{Name, MAX_NAME_LEN, OBJECT_PREFIX, PINS_PREFIX, SHM_DIR};
 pub use reader::{FrameView, Reader, LIVENESS_INTERVAL};
 pub use wake::monotonic_ns;
 pub use writer::{Loan, RawLoan, Writer, WriterOptions, DEFAULT_SLOTS};

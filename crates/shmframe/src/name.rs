@@ -5,6 +5,8 @@ use std::fmt;
 
 /// Prefix of every shared-memory object shmframe creates, so `ls /dev/shm` shows them as ours.
 pub const OBJECT_PREFIX: &str = "shmframe.";
+/// Prefix of a channel's pin table object in /dev/shm: `shmframe-pins.NAME.LINEAGE`.
+pub const PINS_PREFIX: &str = "shmframe-pins.";
 
 /// Longest channel name accepted. `NAME_MAX` is 255 on Linux; the prefix and the temporary
 /// suffix used while a segment is initialised must fit beside the name.
@@ -67,6 +69,11 @@ impl Name {
     /// The shared-memory object's name without the leading slash, e.g. `shmframe.camera0`.
     pub fn object_name(&self) -> String {
         format!("{OBJECT_PREFIX}{}", self.0)
+    }
+
+    /// The object of the pin table of the channel's lineage `lineage` (16 hex digits).
+    pub fn pins_object_name(&self, lineage: u64) -> String {
+        format!("{PINS_PREFIX}{}.{lineage:016x}", self.0)
     }
 
     /// The argument for `shm_open`, e.g. `/shmframe.camera0`.

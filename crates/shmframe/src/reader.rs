@@ -5,10 +5,12 @@ use crate::channel::Channel;
 use crate::error::MetaError;
 use crate::error::{OpenError, ReadError};
 use crate::frame::{decode_meta, DType, Element, Frame, Metadata, Schema};
+use crate::layout::PIN_ENTRIES;
 use crate::name::Name;
+use crate::pins::Entry;
 use crate::ring;
 use crate::segment::Segment;
-use crate::wake::{self, DirWatch};
+use crate::wake;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,41 +31,74 @@ pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(200);
 /// ```
 pub struct Reader {
     ch: Channel,
+    entry: Arc<Entry>,
     last: Option<u64>,
-    detached: Option<ReadError>,
+    /// Set after `WriterGone`/`Closed` was reported: the next call re-attaches by name first.
+    detached: bool,
     spin: Duration,
     latest_only: bool,
 }
 
 fn start_position(ch: &Channel) -> Option<u64> {
-    ch.head().load(Ordering::Acquire).checked_sub(2)
+    ch.head_acquire().checked_sub(2)
+}
+
+/// Claims a pin-table entry for a reader of `ch`.
+fn attach(ch: &Channel) -> Result<Arc<Entry>, OpenError> {
+    match ch.pins.clone().attach() {
+        Ok(Some(e)) => Ok(Arc::new(e)),
+        Ok(None) => Err(OpenError::TooManyReaders {
+            name: ch.name.to_string(),
+            max: PIN_ENTRIES,
+        }),
+        Err(e) => Err(OpenError::Io {
+            name: ch.name.to_string(),
+            op: "fcntl(F_OFD_SETLK) on the pin table",
+            source: e,
+        }),
+    }
 }
 
 impl Reader {
     /// Opens channel `name`, which must exist.
     pub fn open(name: &str) -> Result<Reader, OpenError> {
         let name = Name::new(name)?;
-        let ch = Channel::open(&name, false)?;
-        Ok(Reader::attached(ch))
+        Reader::attached(Channel::open(&name, false)?)
     }
 
     /// Opens channel `name`, waiting up to `timeout` for it to appear (the reader may start before
     /// its writer). Waits on inotify events in /dev/shm, not by polling.
     pub fn open_wait(name: &str, timeout: Duration) -> Result<Reader, OpenError> {
         let name = Name::new(name)?;
-        let deadline = Instant::now() + timeout;
-        let ch = open_until(&name, Some(deadline), timeout)?;
-        Ok(Reader::attached(ch))
+        let start = Instant::now();
+        let deadline = start.checked_add(timeout);
+        let ch = wake::until_named(
+            deadline,
+            Duration::from_millis(250),
+            || match Channel::open(&name, false) {
+                Ok(ch) if !ch.is_superseded() => Ok(Some(ch)),
+                Ok(_) | Err(OpenError::NotFound { .. }) | Err(OpenError::Initialising { .. }) => {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+        )?;
+        let ch = ch.ok_or_else(|| OpenError::Timeout {
+            name: name.to_string(),
+            waited: start.elapsed(),
+        })?;
+        Reader::attached(ch)
     }
 
-    fn attached(ch: Channel) -> Reader {
-        Reader {
+    fn attached(ch: Channel) -> Result<Reader, OpenError> {
+        Ok(Reader {
+            entry: attach(&ch)?,
             last: start_position(&ch),
             ch,
-            detached: None,
+            detached: false,
             spin: Duration::ZERO,
             latest_only: false,
-        }
+        })
     }
 
     /// Spin (busy-wait) up to `spin` before sleeping on the futex: lower latency for a core.
@@ -89,7 +124,7 @@ impl Reader {
 
     /// The writer's process id.
     pub fn writer_pid(&self) -> u32 {
-        self.ch.hs.writer_pid
+        self.ch.hf.writer_pid
     }
 
     /// Slots in the ring.
@@ -104,10 +139,10 @@ impl Reader {
 
     /// Frames the writer has published.
     pub fn frames_published(&self) -> u64 {
-        self.ch.head().load(Ordering::Acquire)
+        self.ch.head_acquire()
     }
 
-    /// `true` while the writer process holds the channel (checked with its `flock`).
+    /// `true` while the writer process holds the channel (checked with its lock).
     pub fn writer_alive(&self) -> bool {
         self.ch.seg.writer_alive().unwrap_or(false)
     }
@@ -120,6 +155,8 @@ impl Reader {
     }
 
     /// As [`Reader::next`], reusing `frame`'s buffers (no allocation once they are large enough).
+    /// The copy is made from a pinned slot (see [`Reader::next_view`]), so it is never torn and
+    /// never wasted; the writer skips the slot for as long as the copy takes.
     pub fn next_into(
         &mut self,
         frame: &mut Frame,
@@ -128,9 +165,11 @@ impl Reader {
         self.wait_for(timeout, |r| r.try_copy(frame, r.latest_only))
     }
 
-    /// The newest frame not yet received, without waiting; `None` if there is none.
+    /// The newest frame not yet received, without waiting; `None` if there is none (also when
+    /// the writer is gone or closed the channel: [`Reader::next`] says which).
     pub fn latest(&mut self) -> Result<Option<Frame>, ReadError> {
-        if self.detached.is_some() || self.ch.is_superseded() {
+        self.check_process()?;
+        if self.detached || self.ch.is_superseded() {
             match self.reattach(Some(Instant::now())) {
                 Ok(()) => {}
                 Err(ReadError::WriterGone { .. }) | Err(ReadError::Closed { .. }) => {
@@ -139,23 +178,33 @@ impl Reader {
                 Err(e) => return Err(e),
             }
         }
+        while let Some(next) = self.ch.next_ring()? {
+            self.ch = next;
+        }
         let mut f = Frame::default();
         Ok(self.try_copy(&mut f, true)?.map(|()| f))
     }
 
     /// Waits for the next frame and returns a zero-copy view of it in shared memory. While the
-    /// view lives its slot is pinned (a byte-range lock the writer respects), so the bytes cannot
-    /// change under it; the writer skips pinned slots. If this process dies the kernel drops the
-    /// pin.
+    /// view lives its slot is pinned (a bit in this reader's entry of the pin table, which the
+    /// writer respects), so the bytes cannot change under it; the writer skips pinned slots. If
+    /// this process dies the writer reclaims the pin.
     pub fn next_view(&mut self, timeout: Option<Duration>) -> Result<FrameView, ReadError> {
         self.wait_for(timeout, |r| r.try_view(r.latest_only))
     }
 
+    /// The slot of the oldest (or newest) frame not received yet. Stamps claiming frames the
+    /// writer has not published (a forged stamp) are ignored.
     fn find(&self, newest: bool) -> Option<(u32, u64)> {
+        let head = self.ch.head_acquire();
+        let stamps = self.ch.stamps().map(|s| match ring::stable_index(s) {
+            Some(i) if i < head => s,
+            _ => 0,
+        });
         if newest {
-            ring::newest_after(self.ch.stamps(), self.last)
+            ring::newest_after(stamps, self.last)
         } else {
-            ring::oldest_after(self.ch.stamps(), self.last)
+            ring::oldest_after(stamps, self.last)
         }
     }
 
@@ -171,28 +220,22 @@ impl Reader {
     }
 
     fn try_copy(&mut self, out: &mut Frame, newest: bool) -> Result<Option<()>, ReadError> {
-        for _ in 0..64 {
-            let Some((slot, index)) = self.find(newest) else {
-                return Ok(None);
-            };
-            let Some(begun) = ring::read_begin(self.ch.stamp(slot)) else {
-                continue;
-            };
-            if ring::stable_index(begun) != Some(index) {
-                continue;
-            }
-            match self.ch.copy_frame(slot, begun, out) {
-                Ok(true) => {
-                    out.missed = self.missed(index);
-                    self.last = Some(index);
-                    return Ok(Some(()));
-                }
-                Ok(false) => continue,
-                Err(what) => return Err(self.corrupt(what)),
-            }
+        let Some(v) = self.try_view(newest)? else {
+            return Ok(None);
+        };
+        out.data.clear();
+        out.data.extend_from_slice(v.data());
+        out.meta.clone_from(&v.meta);
+        out.index = v.index;
+        out.timestamp_ns = v.timestamp_ns;
+        out.missed = v.missed;
+        out.dtype = v.dtype;
+        out.shape.clone_from(&v.shape);
+        drop(v);
+        if self.ch.faulted() {
+            return Err(self.truncated());
         }
-        // The writer laps the ring faster than we can copy; wait for the next wake-up.
-        Ok(None)
+        Ok(Some(()))
     }
 
     fn try_view(&mut self, newest: bool) -> Result<Option<FrameView>, ReadError> {
@@ -200,117 +243,109 @@ impl Reader {
             let Some((slot, index)) = self.find(newest) else {
                 return Ok(None);
             };
-            let lock_at = self.ch.geom.slot_offset(slot);
-            match self.ch.seg.pin(slot, lock_at) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    return Err(ReadError::Io {
-                        name: self.ch.name.to_string(),
-                        op: "fcntl(F_OFD_SETLK)",
-                        source: e,
-                    })
-                }
-            }
-            let unpin = || self.ch.seg.unpin(slot, lock_at);
-            if ring::read_begin(self.ch.stamp(slot)) != Some(ring::stable_stamp(index)) {
-                unpin();
+            let parity = self.ch.parity();
+            if !self.entry.pin(parity, slot, self.ch.stamp(slot), index) {
                 continue;
             }
-            let desc = match self.ch.slot_desc(slot) {
-                Ok(d) => d,
-                Err(what) => {
-                    unpin();
-                    return Err(self.corrupt(what));
-                }
-            };
-            let mut meta = vec![0u8; desc.meta_len];
-            self.ch.seg.copy_out(self.ch.meta_offset(slot), &mut meta);
-            let missed = self.missed(index);
-            self.last = Some(index);
-            return Ok(Some(FrameView {
+            let mut view = FrameView {
                 seg: self.ch.seg.clone(),
+                entry: self.entry.clone(),
+                parity,
                 schema: self.ch.schema.clone(),
                 slot,
-                lock_at,
                 data_at: self.ch.payload_offset(slot),
-                len: desc.payload_len,
+                len: 0,
                 index,
-                timestamp_ns: desc.timestamp_ns,
-                missed,
-                dtype: desc.dtype,
-                shape: desc.shape,
-                meta,
-            }));
+                timestamp_ns: 0,
+                missed: self.missed(index),
+                dtype: DType::U8,
+                shape: Vec::new(),
+                meta: Vec::new(),
+            };
+            let desc = self.ch.read_desc(slot).map_err(|what| self.corrupt(what))?;
+            view.meta = vec![0u8; desc.meta_len];
+            self.ch
+                .seg
+                .copy_out(self.ch.meta_offset(slot), &mut view.meta);
+            (view.len, view.timestamp_ns, view.dtype, view.shape) =
+                (desc.payload_len, desc.timestamp_ns, desc.dtype, desc.shape);
+            if self.ch.faulted() {
+                return Err(self.truncated());
+            }
+            self.last = Some(index);
+            return Ok(Some(view));
         }
+        // The writer laps the ring faster than we can pin; wait for the next wake-up.
         Ok(None)
     }
 
+    fn truncated(&mut self) -> ReadError {
+        self.detached = true;
+        ReadError::Truncated {
+            name: self.ch.name.to_string(),
+        }
+    }
+
     fn gone_error(&self) -> ReadError {
+        let (name, pid) = (self.ch.name.to_string(), self.ch.hf.writer_pid);
         if self.ch.is_closed() {
-            ReadError::Closed {
-                name: self.ch.name.to_string(),
-                pid: self.ch.hs.writer_pid,
-            }
+            ReadError::Closed { name, pid }
         } else {
-            ReadError::WriterGone {
+            ReadError::WriterGone { name, pid }
+        }
+    }
+
+    /// Reports the writer gone (or the channel closed); the next call re-attaches by name.
+    fn detach(&mut self) -> ReadError {
+        self.detached = true;
+        self.gone_error()
+    }
+
+    fn check_process(&self) -> Result<(), ReadError> {
+        if self.entry.forked() {
+            return Err(ReadError::Forked {
                 name: self.ch.name.to_string(),
-                pid: self.ch.hs.writer_pid,
+            });
+        }
+        Ok(())
+    }
+
+    /// A channel under our name other than ours that we may move to: a live writer's, a closed
+    /// one, or (when following a takeover rather than waiting after reporting the writer gone)
+    /// any, since it may hold frames not read yet.
+    fn successor(&self) -> Result<Option<Channel>, ReadError> {
+        match Channel::open(&self.ch.name, false) {
+            Ok(ch) if ch.identity != self.ch.identity && !ch.is_superseded() => {
+                let alive = ch.seg.writer_alive().unwrap_or(false);
+                Ok((alive || !ch.is_open() || !self.detached).then_some(ch))
             }
+            Ok(_) | Err(OpenError::NotFound { .. }) | Err(OpenError::Initialising { .. }) => {
+                Ok(None)
+            }
+            Err(e) => Err(ReadError::Reopen(e)),
         }
     }
 
-    /// Re-attaches to whatever segment now stands under the name: the grown segment of the same
-    /// writer (frame indices continue) or a new writer's (indices restart). Waits up to `deadline`
-    /// for a live one.
+    /// Re-attaches to whatever channel now stands under the name: a new writer's (indices
+    /// restart). Waits up to `deadline` for one.
     fn reattach(&mut self, deadline: Option<Instant>) -> Result<(), ReadError> {
-        let watch = DirWatch::new().ok();
         loop {
-            match Channel::open(&self.ch.name, false) {
-                Ok(ch) if ch.identity != self.ch.identity && !ch.is_superseded() => {
-                    let alive = ch.seg.writer_alive().unwrap_or(false);
-                    // Following a segment that was superseded (not waiting for a new writer after
-                    // reporting the old one gone), take the successor even if its writer has died
-                    // since: it may hold frames we have not read, and the caller's liveness check
-                    // then reports the death within a second. Waiting here for a live successor
-                    // would hide the death until the caller's deadline (forever without one).
-                    let following = self.detached.is_none();
-                    if alive || !ch.is_open() || following {
-                        if ch.hs.lineage != self.ch.hs.lineage {
-                            self.last = start_position(&ch);
-                        }
-                        let closed = ch.is_closed();
-                        self.ch = ch;
-                        self.detached = None;
-                        if !closed || self.frame_available() {
-                            return Ok(());
-                        }
-                        self.detached = Some(self.gone_error());
-                    }
-                }
-                Ok(_) | Err(OpenError::NotFound { .. }) | Err(OpenError::Initialising { .. }) => {}
-                Err(e) => return Err(ReadError::Reopen(e)),
+            let Some(ch) =
+                wake::until_named(deadline, Duration::from_secs(1), || self.successor())?
+            else {
+                return Err(self.detach());
+            };
+            self.entry = attach(&ch)?;
+            if ch.hf.lineage != self.ch.hf.lineage {
+                self.last = start_position(&ch);
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                let e = self.detached.take().unwrap_or_else(|| self.gone_error());
-                self.detached = Some(clone_gone(&e));
-                return Err(e);
+            self.ch = ch;
+            self.detached = false;
+            if !self.ch.is_closed() || self.find(false).is_some() {
+                return Ok(());
             }
-            let until = deadline
-                .unwrap_or(now + Duration::from_secs(1))
-                .min(now + Duration::from_secs(1));
-            match &watch {
-                Some(w) => {
-                    w.wait_until(until);
-                }
-                None => std::thread::sleep(Duration::from_millis(50).min(until - now)),
-            }
+            self.detached = true;
         }
-    }
-
-    fn frame_available(&self) -> bool {
-        self.find(false).is_some()
     }
 
     fn wait_for<T>(
@@ -318,16 +353,30 @@ impl Reader {
         timeout: Option<Duration>,
         mut attempt: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
     ) -> Result<T, ReadError> {
+        self.check_process()?;
         let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
-        if self.detached.is_some() {
+        let deadline = timeout.and_then(|t| start.checked_add(t));
+        if self.detached {
             self.reattach(deadline)?;
         }
         let mut quiet_since = start;
         loop {
+            if self.ch.faulted() {
+                return Err(self.truncated());
+            }
+            if let Some(next) = self.ch.next_ring()? {
+                // The writer moved to a larger ring in the same object. In order mode, first hand
+                // out the frames still unread in this one (it no longer changes), then follow.
+                if !self.latest_only {
+                    if let Some(v) = attempt(self)? {
+                        return Ok(v);
+                    }
+                }
+                self.ch = next;
+                continue;
+            }
             if self.ch.is_superseded() {
-                // The writer moved to a grown segment. In order mode, first hand out the frames
-                // still unread in this one (it no longer changes), then follow.
+                // A new writer took the name over from a dead one.
                 if !self.latest_only {
                     if let Some(v) = attempt(self)? {
                         return Ok(v);
@@ -337,22 +386,29 @@ impl Reader {
                 continue;
             }
             // SYNC POINT: load the futex word before looking for frames; a publish after the
-            // look changes the word, so the futex wait below returns at once (no lost wake-up).
-            let w = self.ch.wake().load(Ordering::SeqCst);
+            // look changes the word, so the sleep below returns at once (no lost wake-up).
+            let seen = self.ch.wake().load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
             if let Some(v) = attempt(self)? {
                 return Ok(v);
             }
             if self.ch.is_closed() {
-                let e = self.gone_error();
-                self.detached = Some(clone_gone(&e));
-                return Err(e);
+                // Every frame published before the close is visible now: one last look (and a
+                // last ring to follow) before reporting the close.
+                if self.ch.ring_next().load(Ordering::Relaxed) != 0 {
+                    continue;
+                }
+                if let Some(v) = attempt(self)? {
+                    return Ok(v);
+                }
+                return Err(self.detach());
             }
             if !self.spin.is_zero() {
                 let until = Instant::now() + self.spin;
-                while self.ch.wake().load(Ordering::Acquire) == w && Instant::now() < until {
+                while self.ch.wake().load(Ordering::Relaxed) == seen && Instant::now() < until {
                     std::hint::spin_loop();
                 }
-                if self.ch.wake().load(Ordering::Acquire) != w {
+                if self.ch.wake().load(Ordering::Relaxed) != seen {
                     continue;
                 }
             }
@@ -360,80 +416,31 @@ impl Reader {
             if let Some(d) = deadline {
                 if now >= d {
                     if !self.ch.seg.writer_alive().unwrap_or(true) {
-                        let e = self.gone_error();
-                        self.detached = Some(clone_gone(&e));
-                        return Err(e);
+                        return Err(self.detach());
                     }
                     return Err(ReadError::Timeout {
                         name: self.ch.name.to_string(),
                         waited: now - start,
-                        pid: self.ch.hs.writer_pid,
+                        pid: self.ch.hf.writer_pid,
                     });
                 }
             }
             let slice = deadline.map_or(LIVENESS_INTERVAL, |d| (d - now).min(LIVENESS_INTERVAL));
-            wake::wait(self.ch.wake(), w, slice);
-            if self.ch.wake().load(Ordering::Acquire) != w {
+            self.entry
+                .sleep(self.ch.wake(), seen, slice)
+                .map_err(|e| ReadError::Io {
+                    name: self.ch.name.to_string(),
+                    op: "futex(FUTEX_WAIT)",
+                    source: e,
+                })?;
+            if self.ch.wake().load(Ordering::Relaxed) != seen {
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() >= LIVENESS_INTERVAL {
                 quiet_since = Instant::now();
                 if !self.ch.seg.writer_alive().unwrap_or(true) {
-                    let e = self.gone_error();
-                    self.detached = Some(clone_gone(&e));
-                    return Err(e);
+                    return Err(self.detach());
                 }
             }
-        }
-    }
-}
-
-fn clone_gone(e: &ReadError) -> ReadError {
-    match e {
-        ReadError::Closed { name, pid } => ReadError::Closed {
-            name: name.clone(),
-            pid: *pid,
-        },
-        ReadError::WriterGone { name, pid } => ReadError::WriterGone {
-            name: name.clone(),
-            pid: *pid,
-        },
-        other => ReadError::CorruptFrame {
-            name: String::new(),
-            what: other.to_string(),
-        },
-    }
-}
-
-fn open_until(
-    name: &Name,
-    deadline: Option<Instant>,
-    timeout: Duration,
-) -> Result<Channel, OpenError> {
-    let watch = DirWatch::new().ok();
-    let start = Instant::now();
-    loop {
-        match Channel::open(name, false) {
-            Ok(ch) if !ch.is_superseded() => return Ok(ch),
-            Ok(_) | Err(OpenError::NotFound { .. }) | Err(OpenError::Initialising { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(OpenError::Timeout {
-                name: name.to_string(),
-                waited: now - start,
-            });
-        }
-        // Wake on any change in /dev/shm; re-check at least every 250 ms in case a half-initialised
-        // object finishes without a directory event.
-        let until = deadline
-            .unwrap_or(now + timeout)
-            .min(now + Duration::from_millis(250));
-        match &watch {
-            Some(w) => {
-                w.wait_until(until);
-            }
-            None => std::thread::sleep(until.saturating_duration_since(now)),
         }
     }
 }
@@ -441,9 +448,10 @@ fn open_until(
 /// A zero-copy frame in shared memory, pinned while it lives; see [`Reader::next_view`].
 pub struct FrameView {
     seg: Arc<Segment>,
+    entry: Arc<Entry>,
+    parity: u32,
     schema: Option<Schema>,
     slot: u32,
-    lock_at: u64,
     data_at: usize,
     len: usize,
     /// The writer's frame index.
@@ -464,9 +472,9 @@ impl FrameView {
     /// The frame's bytes, in shared memory.
     #[allow(unsafe_code)]
     pub fn data(&self) -> &[u8] {
-        // SAFETY: the slot is pinned by this view (shared byte-range lock) and its stamp was
-        // verified after pinning; the writer never writes a slot whose lock it cannot take, so the
-        // bytes do not change while `self` lives. The mapping lives as long as `self.seg`.
+        // SAFETY: the slot is pinned by this view (its bit in our pin-table entry) and its stamp
+        // was verified after pinning; the writer never claims a pinned slot (`ring::claim`), so
+        // the bytes do not change while `self` lives. The mapping lives as long as `self.seg`.
         unsafe { self.seg.slice(self.data_at, self.len) }
     }
 
@@ -499,7 +507,7 @@ impl FrameView {
 
 impl Drop for FrameView {
     fn drop(&mut self) {
-        self.seg.unpin(self.slot, self.lock_at);
+        self.entry.unpin(self.parity, self.slot);
     }
 }
 

@@ -10,68 +10,117 @@
 //! | `2*i + 1`    | frame `i` is being written            |
 //! | `2*i + 2`    | frame `i` is complete                 |
 //!
-//! The writer brackets every write with [`begin_write`]/[`end_write`]; a reader takes
-//! [`read_begin`], copies, and keeps the copy only if [`read_validate`] says the stamp did not
-//! move. This is crossbeam's `SeqLock` (`optimistic_read`/`validate_read`) with the frame index
-//! folded into the stamp, so that a reader also learns *which* frame it copied.
+//! The writer brackets every write with [`begin_write`]/[`end_write`]. A reader never trusts a
+//! slot it has not pinned: it sets the slot's bit in its own pin word ([`pin`]), re-checks the
+//! stamp ([`verify_pinned`]) and from then on the bytes cannot change until [`unpin`], because
+//! the writer's [`claim`] refuses a pinned slot — a hazard-pointer handshake in shared memory,
+//! no system call on either side. Views and copies both read pinned slots, so a copy is never
+//! thrown away. [`read_begin`]/[`read_validate`] remain for snapshots of slots nobody pins
+//! (`shmframe info`): crossbeam's `SeqLock` (`optimistic_read`/`validate_read`) with the frame
+//! index folded into the stamp. Such a copy is a data race in the language's abstract model,
+//! contained the way crossbeam contains it: the bytes are not trusted until validation succeeds.
 //!
-//! The copy a reader makes while a writer may be writing is a data race in the language's
-//! abstract model. It is contained the way crossbeam contains it: the bytes are copied into a
-//! buffer that is not trusted (never interpreted) until validation succeeds, and a failed
-//! validation throws the copy away. Across processes the "other thread" is outside the abstract
-//! machine anyway; the orderings below are what make the validation sound on real hardware.
+//! Wake-ups cost a system call only when a reader sleeps: the writer bumps the futex word and
+//! reads the sleeper count with a read-modify-write ([`bump_wake`]); a reader counts itself in
+//! before its last look at the word ([`announce_sleep`]).
 
 pub(crate) mod primitive {
-    #[cfg(not(loom))]
-    pub(crate) use core::sync::atomic::AtomicU64;
     pub(crate) use core::sync::atomic::Ordering;
+    #[cfg(not(loom))]
+    pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64};
     #[cfg(loom)]
-    pub(crate) use loom::sync::atomic::AtomicU64;
+    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
 }
 
-// `AtomicU64` is the test models' slot word (loom's under `cfg(loom)`).
+// `AtomicU64`/`AtomicU32` are the test models' words (loom's under `cfg(loom)`).
 #[allow(unused_imports)]
-use primitive::{AtomicU64, Ordering};
+use primitive::{AtomicU32, AtomicU64, Ordering};
 
-/// A slot's stamp word. The library passes the `std` atomic that lives in shared memory; the loom
-/// model checks pass loom's, so that the very functions below are what loom explores (the rest of
-/// the library keeps `std` atomics, which are what a mapping holds, under `cfg(loom)` too).
-pub trait StampWord {
+/// A 64-bit word in shared memory: a slot's stamp or a reader's pin word. The library passes the
+/// `std` atomic that lives in the mapping; the loom model checks pass loom's, so that the very
+/// functions below are what loom explores (the rest of the library keeps `std` atomics, which are
+/// what a mapping holds, under `cfg(loom)` too).
+pub trait Word {
     /// Atomic load.
-    fn load_stamp(&self, order: Ordering) -> u64;
+    fn load(&self, order: Ordering) -> u64;
     /// Atomic store.
-    fn store_stamp(&self, value: u64, order: Ordering);
+    fn store(&self, value: u64, order: Ordering);
+    /// Atomic `|=`, returning the previous value.
+    fn fetch_or(&self, value: u64, order: Ordering) -> u64;
+    /// Atomic `&=`, returning the previous value.
+    fn fetch_and(&self, value: u64, order: Ordering) -> u64;
     /// A memory fence of the same world as the word (the hardware's, or loom's model).
     fn fence(order: Ordering);
 }
 
-impl StampWord for core::sync::atomic::AtomicU64 {
-    #[inline]
-    fn load_stamp(&self, order: Ordering) -> u64 {
-        self.load(order)
-    }
-    #[inline]
-    fn store_stamp(&self, value: u64, order: Ordering) {
-        self.store(value, order)
-    }
-    #[inline]
-    fn fence(order: Ordering) {
-        core::sync::atomic::fence(order)
-    }
+/// A 32-bit word in shared memory: the futex word `wake` or the `sleepers` count.
+pub trait Word32 {
+    /// Atomic load.
+    fn load(&self, order: Ordering) -> u32;
+    /// Atomic store.
+    fn store(&self, value: u32, order: Ordering);
+    /// Atomic `+=`, returning the previous value.
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32;
+    /// Atomic `-=`, returning the previous value.
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32;
 }
 
-#[cfg(loom)]
-impl StampWord for loom::sync::atomic::AtomicU64 {
-    fn load_stamp(&self, order: Ordering) -> u64 {
-        self.load(order)
-    }
-    fn store_stamp(&self, value: u64, order: Ordering) {
-        self.store(value, order)
-    }
-    fn fence(order: Ordering) {
-        loom::sync::atomic::fence(order)
-    }
+macro_rules! impl_words {
+    ($a64:ty, $a32:ty, $fence:path) => {
+        impl Word for $a64 {
+            #[inline]
+            fn load(&self, order: Ordering) -> u64 {
+                <$a64>::load(self, order)
+            }
+            #[inline]
+            fn store(&self, value: u64, order: Ordering) {
+                <$a64>::store(self, value, order)
+            }
+            #[inline]
+            fn fetch_or(&self, value: u64, order: Ordering) -> u64 {
+                <$a64>::fetch_or(self, value, order)
+            }
+            #[inline]
+            fn fetch_and(&self, value: u64, order: Ordering) -> u64 {
+                <$a64>::fetch_and(self, value, order)
+            }
+            #[inline]
+            fn fence(order: Ordering) {
+                $fence(order)
+            }
+        }
+        impl Word32 for $a32 {
+            #[inline]
+            fn load(&self, order: Ordering) -> u32 {
+                <$a32>::load(self, order)
+            }
+            #[inline]
+            fn store(&self, value: u32, order: Ordering) {
+                <$a32>::store(self, value, order)
+            }
+            #[inline]
+            fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+                <$a32>::fetch_add(self, value, order)
+            }
+            #[inline]
+            fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
+                <$a32>::fetch_sub(self, value, order)
+            }
+        }
+    };
 }
+
+impl_words!(
+    core::sync::atomic::AtomicU64,
+    core::sync::atomic::AtomicU32,
+    core::sync::atomic::fence
+);
+#[cfg(loom)]
+impl_words!(
+    loom::sync::atomic::AtomicU64,
+    loom::sync::atomic::AtomicU32,
+    loom::sync::atomic::fence
+);
 
 /// The stamp of a complete frame `index`.
 #[inline]
@@ -92,8 +141,8 @@ pub const fn stable_index(stamp: u64) -> Option<u64> {
 /// Marks the slot as being written with frame `index`. Every later store to the slot's data is
 /// ordered after this one.
 #[inline]
-pub fn begin_write<S: StampWord>(stamp: &S, index: u64) {
-    stamp.store_stamp(2 * index + 1, Ordering::Relaxed);
+pub fn begin_write<S: Word>(stamp: &S, index: u64) {
+    stamp.store(2 * index + 1, Ordering::Relaxed);
     // SYNC POINT: a reader that observes any of the data stores that follow, and then issues its
     // acquire fence in `read_validate`, also observes the odd stamp and rejects its copy.
     S::fence(Ordering::Release);
@@ -101,34 +150,36 @@ pub fn begin_write<S: StampWord>(stamp: &S, index: u64) {
 
 /// Marks frame `index` complete.
 #[inline]
-pub fn end_write<S: StampWord>(stamp: &S, index: u64) {
+pub fn end_write<S: Word>(stamp: &S, index: u64) {
     // SYNC POINT: release, so a reader whose `read_begin` acquires this value sees all data
     // stores of the frame.
-    stamp.store_stamp(stable_stamp(index), Ordering::Release);
+    stamp.store(stable_stamp(index), Ordering::Release);
 }
 
 /// Abandons a write started with [`begin_write`]: the slot is empty afterwards.
 #[inline]
-pub fn abandon_write<S: StampWord>(stamp: &S) {
-    stamp.store_stamp(0, Ordering::Release);
+pub fn abandon_write<S: Word>(stamp: &S) {
+    stamp.store(0, Ordering::Release);
 }
 
 /// Starts an optimistic read. Returns the stamp if the slot holds a complete frame.
 #[inline]
-pub fn read_begin<S: StampWord>(stamp: &S) -> Option<u64> {
-    // SYNC POINT: acquire pairs with the release store in `end_write`.
-    let s = stamp.load_stamp(Ordering::Acquire);
+pub fn read_begin<S: Word>(stamp: &S) -> Option<u64> {
+    // SYNC POINT: a relaxed load and an acquire fence (readers map the channel read-only, where
+    // only relaxed atomic loads are defined): pairs with the release store in `end_write`.
+    let s = stamp.load(Ordering::Relaxed);
+    S::fence(Ordering::Acquire);
     stable_index(s).map(|_| s)
 }
 
 /// Ends an optimistic read: `true` if nothing was written to the slot since `read_begin`
 /// returned `begun`, so the copy made in between is the frame whole.
 #[inline]
-pub fn read_validate<S: StampWord>(stamp: &S, begun: u64) -> bool {
+pub fn read_validate<S: Word>(stamp: &S, begun: u64) -> bool {
     // SYNC POINT: the acquire fence orders the data loads before the stamp reload; pairs with the
     // release fence in `begin_write`.
     S::fence(Ordering::Acquire);
-    stamp.load_stamp(Ordering::Relaxed) == begun
+    stamp.load(Ordering::Relaxed) == begun
 }
 
 /// The slot holding the oldest complete frame with index greater than `after` (or any, for
@@ -168,6 +219,147 @@ pub fn newest_after(stamps: impl Iterator<Item = u64>, after: Option<u64>) -> Op
 /// last, so that the oldest frame is overwritten first; pinned slots are skipped by the caller.
 pub fn write_order(last: u32, slot_count: u32) -> impl Iterator<Item = u32> {
     (1..=slot_count).map(move |k| (last + k) % slot_count)
+}
+
+/// Why [`claim`] did not give the writer its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pinned {
+    /// Bit `e` set: pin entry `e` pins the slot.
+    pub entries: u64,
+}
+
+/// The writer's claim on a slot for frame `index`, against the readers' pins (a hazard-pointer
+/// handshake, no system call). `bit` is the slot's bit in a pin word and `pins` yields every
+/// reader's pin word for the slot's ring, in entry order.
+///
+/// First a cheap look (relaxed loads) skips a slot that is visibly pinned. Otherwise the slot is
+/// marked (odd stamp, [`begin_write`]) and every pin word is read with a read-modify-write; if
+/// one pins the slot the stamp is put back (the data was not touched) and the slot is refused.
+///
+/// Why this cannot miss a reader that is pinning the slot at the same moment ([`pin`] then
+/// [`verify_pinned`]): the writer's read-modify-write of the reader's pin word and the reader's
+/// own one are ordered one way or the other in that word's modification order. If the reader's
+/// came first, the writer sees the pin. If the writer's came first, the reader's acquire reads
+/// from it (release sequence), so the odd stamp stored before it is visible to the reader's
+/// re-check, which then fails. The same argument as Dekker's with two `SeqCst` fences, phrased
+/// with read-modify-writes, whose order loom models exactly.
+pub fn claim<'a, S: Word + 'a>(
+    stamp: &S,
+    index: u64,
+    bit: u64,
+    pins: impl Iterator<Item = &'a S> + Clone,
+) -> Result<(), Pinned> {
+    let visible = pinning(pins.clone(), bit, false);
+    if visible != 0 {
+        return Err(Pinned { entries: visible });
+    }
+    let old = stamp.load(Ordering::Relaxed);
+    begin_write(stamp, index);
+    let entries = pinning(pins, bit, true);
+    if entries != 0 {
+        // The data is untouched: putting the old stamp back makes the slot what it was.
+        stamp.store(old, Ordering::Release);
+        return Err(Pinned { entries });
+    }
+    Ok(())
+}
+
+/// The entries (bit `e` for entry `e`) whose pin word has `bit` set; with `rmw`, read with
+/// read-modify-writes.
+fn pinning<'a, S: Word + 'a>(pins: impl Iterator<Item = &'a S>, bit: u64, rmw: bool) -> u64 {
+    let mut entries = 0u64;
+    for (e, w) in pins.enumerate() {
+        let v = if rmw {
+            // SYNC POINT: AcqRel read-modify-write: the release half publishes the odd stamp to a
+            // reader whose pin follows in the word's order; the acquire half makes a reader's
+            // unpin (release) happen before our writes to the slot.
+            w.fetch_or(0, Ordering::AcqRel)
+        } else {
+            w.load(Ordering::Relaxed)
+        };
+        if v & bit != 0 {
+            entries |= 1 << (e & 63);
+        }
+    }
+    entries
+}
+
+/// A reader pins `bit` in its pin word, before [`verify_pinned`].
+#[inline]
+pub fn pin<S: Word>(word: &S, bit: u64) {
+    // SYNC POINT: AcqRel read-modify-write, see `claim`.
+    word.fetch_or(bit, Ordering::AcqRel);
+}
+
+/// After [`pin`]: `true` if the slot still holds frame `index`, which then cannot change until
+/// [`unpin`]. On `false` the caller unpins and looks again.
+#[inline]
+pub fn verify_pinned<S: Word>(stamp: &S, index: u64) -> bool {
+    let s = stamp.load(Ordering::Relaxed);
+    // SYNC POINT: acquire fence after the relaxed load (read-only mapping): pairs with the release
+    // store of `end_write`, so the frame's bytes are visible.
+    S::fence(Ordering::Acquire);
+    s == stable_stamp(index)
+}
+
+/// Releases a pin taken with [`pin`].
+#[inline]
+pub fn unpin<S: Word>(word: &S, bit: u64) {
+    // SYNC POINT: release: the reader's reads of the slot happen before a writer's claim that
+    // sees the bit clear (its read-modify-write acquires).
+    word.fetch_and(!bit, Ordering::AcqRel);
+}
+
+/// The writer, after storing `head` for a new frame: bumps the futex word and says whether any
+/// reader sleeps (or is about to), i.e. whether `FUTEX_WAKE` is needed. No system call otherwise.
+#[inline]
+pub fn bump_wake<W: Word32>(wake: &W, sleepers: &W) -> bool {
+    wake.fetch_add(1, Ordering::Release);
+    // SYNC POINT: a read-modify-write of `sleepers`, ordered against the reader's in
+    // `announce_sleep`: either we see its count, or it sees our bump of `wake` (see `claim` for the
+    // argument).
+    sleepers.fetch_add(0, Ordering::AcqRel) != 0
+}
+
+/// A reader about to sleep on `wake`, which it loaded as `seen` before looking for frames:
+/// counts itself in `sleepers` and returns `true` if it may sleep (`wake` did not move). The
+/// caller calls [`end_sleep`] afterwards either way.
+#[inline]
+pub fn announce_sleep<W: Word32>(wake: &W, sleepers: &W, seen: u32) -> bool {
+    // SYNC POINT: see `bump_wake`.
+    sleepers.fetch_add(1, Ordering::AcqRel);
+    wake.load(Ordering::Relaxed) == seen
+}
+
+/// Undoes [`announce_sleep`].
+#[inline]
+pub fn end_sleep<W: Word32>(sleepers: &W) {
+    sleepers.fetch_sub(1, Ordering::Release);
+}
+
+/// The writer's last step of a publish: frame `index` is complete in the slot of `stamp`; store
+/// `head` and bump the futex word. Returns `true` if `FUTEX_WAKE` is needed (someone sleeps).
+#[inline]
+pub fn publish<S: Word, W: Word32>(
+    stamp: &S,
+    index: u64,
+    head: &S,
+    wake: &W,
+    sleepers: &W,
+) -> bool {
+    end_write(stamp, index);
+    // SYNC POINT: release, after the slot's stamp is even: a reader that sees head > index finds
+    // frame `index` complete (or already overwritten by a newer one).
+    head.store(index + 1, Ordering::Release);
+    bump_wake(wake, sleepers)
+}
+
+/// The writer closes (or gives up) the channel: stores `state` and bumps the futex word. Returns
+/// `true` if `FUTEX_WAKE` is needed.
+#[inline]
+pub fn set_state<W: Word32>(state: &W, value: u32, wake: &W, sleepers: &W) -> bool {
+    state.store(value, Ordering::Release);
+    bump_wake(wake, sleepers)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -391,22 +583,14 @@ mod loom_tests {
     /// under the same lock `wake_all` takes (the kernel's hash-bucket lock), so a change made
     /// before `wake_all` is either seen by the check or followed by the wake-up.
     struct Futex {
-        word: loom::sync::atomic::AtomicU32,
         lock: loom::sync::Mutex<()>,
         cv: loom::sync::Condvar,
     }
 
     impl Futex {
-        fn new() -> Self {
-            Futex {
-                word: loom::sync::atomic::AtomicU32::new(0),
-                lock: loom::sync::Mutex::new(()),
-                cv: loom::sync::Condvar::new(),
-            }
-        }
-        fn wait(&self, expected: u32) {
+        fn wait(&self, word: &AtomicU32, expected: u32) {
             let g = self.lock.lock().unwrap();
-            if self.word.load(Ordering::SeqCst) == expected {
+            if word.load(Ordering::SeqCst) == expected {
                 drop(self.cv.wait(g).unwrap());
             }
         }
@@ -416,11 +600,15 @@ mod loom_tests {
         }
     }
 
-    /// The writer's `commit` and the reader's `wait_for`, reduced to one slot and one frame.
+    /// One slot, `head`, the futex word, the sleeper count and the state: what `Writer::commit`,
+    /// `Writer::close` and `Reader::wait_for` touch, driven through the library's functions.
     struct Channel {
         slot: Slot,
         head: AtomicU64,
-        wake: Futex,
+        wake: AtomicU32,
+        sleepers: AtomicU32,
+        state: AtomicU32,
+        futex: Futex,
     }
 
     impl Channel {
@@ -428,67 +616,109 @@ mod loom_tests {
             Channel {
                 slot: Slot::new(),
                 head: AtomicU64::new(0),
-                wake: Futex::new(),
+                wake: AtomicU32::new(0),
+                sleepers: AtomicU32::new(0),
+                state: AtomicU32::new(0),
+                futex: Futex {
+                    lock: loom::sync::Mutex::new(()),
+                    cv: loom::sync::Condvar::new(),
+                },
             }
         }
-        /// `Writer::write` + `commit`: stamp, head (release), bump the word (SeqCst), wake.
-        fn publish(&self, index: u64) {
-            self.slot.write(index);
-            self.head.store(index + 1, Ordering::Release);
-            self.wake.word.fetch_add(1, Ordering::SeqCst);
-            self.wake.wake_all();
+        /// `Writer::write`: claim, fill, `publish`, and `FUTEX_WAKE` only if asked to.
+        /// `check_sleepers == false` is the broken writer that never looks at `sleepers` and
+        /// never wakes.
+        fn publish(&self, index: u64, check_sleepers: bool) {
+            let no_pins: [AtomicU64; 0] = [];
+            claim(&self.slot.stamp, index, 1, no_pins.iter()).unwrap();
+            for d in &self.slot.data {
+                d.store(index + 1, Ordering::Relaxed);
+            }
+            let wake = publish(
+                &self.slot.stamp,
+                index,
+                &self.head,
+                &self.wake,
+                &self.sleepers,
+            );
+            if wake && check_sleepers {
+                self.futex.wake_all();
+            }
         }
-        /// `Reader::wait_for`: load the word, look for a frame, sleep on the word if none.
-        /// `load_word_first == false` is the broken order (look, then load the word).
-        fn receive(&self, load_word_first: bool) -> u64 {
+        /// `Writer::close`.
+        fn close(&self) {
+            if set_state(&self.state, 1, &self.wake, &self.sleepers) {
+                self.futex.wake_all();
+            }
+        }
+        /// `Reader::wait_for`: load the word, look for a frame, check the state, announce the
+        /// sleep, sleep. `Err(())` when the channel closed with nothing left to read.
+        fn receive(&self) -> Result<u64, ()> {
             loop {
-                let mut w = if load_word_first {
-                    self.wake.word.load(Ordering::SeqCst)
-                } else {
-                    0
-                };
+                let seen = self.wake.load(Ordering::Relaxed);
+                AtomicU64::fence(Ordering::Acquire);
                 if let Some(i) = self.slot.read() {
-                    return i;
+                    return Ok(i);
                 }
-                if !load_word_first {
-                    w = self.wake.word.load(Ordering::SeqCst);
-                    loom::thread::yield_now();
+                if self.state.load(Ordering::Relaxed) == 1 {
+                    AtomicU64::fence(Ordering::Acquire);
+                    // Frames published before the close are complete by now: one last look.
+                    return self.slot.read().ok_or(());
                 }
-                self.wake.wait(w);
+                if announce_sleep(&self.wake, &self.sleepers, seen) {
+                    self.futex.wait(&self.wake, seen);
+                }
+                end_sleep(&self.sleepers);
             }
         }
     }
 
     /// No lost wake-up: a reader that finds no frame and goes to sleep is always woken by the
-    /// publish it raced with (loom reports a deadlock otherwise).
+    /// publish it raced with, although the writer skips `FUTEX_WAKE` when nobody sleeps (loom
+    /// reports a deadlock otherwise).
     #[test]
     fn no_lost_wakeup() {
         loom::model(|| {
             let ch = Arc::new(Channel::new());
             let r = {
                 let ch = ch.clone();
-                thread::spawn(move || ch.receive(true))
+                thread::spawn(move || ch.receive())
             };
-            ch.publish(0);
-            assert_eq!(r.join().unwrap(), 0);
+            ch.publish(0, true);
+            assert_eq!(r.join().unwrap(), Ok(0));
         });
     }
 
-    /// The model is strong enough to catch the bug it guards against: loading the word *after*
-    /// looking for frames loses the wake-up of a publish that lands in between. Loom reports that
-    /// as a deadlock and aborts the process (it cannot be caught with `should_panic`), so this
-    /// one is run by hand: `… ring::loom_tests -- --ignored` must fail.
+    /// A frame published right before `close` reaches a waiting reader, then the close does.
     #[test]
-    #[ignore = "demonstrates a bug; loom must abort with a deadlock"]
-    fn lost_wakeup_is_caught_when_the_word_is_loaded_late() {
+    fn close_after_publish_loses_nothing() {
         loom::model(|| {
             let ch = Arc::new(Channel::new());
             let r = {
                 let ch = ch.clone();
-                thread::spawn(move || ch.receive(false))
+                thread::spawn(move || ch.receive())
             };
-            ch.publish(0);
-            r.join().unwrap();
+            ch.publish(0, true);
+            ch.close();
+            assert_eq!(r.join().unwrap(), Ok(0));
+        });
+    }
+
+    /// The model is strong enough to catch the bug it guards against: a writer that skips the
+    /// wake-up leaves a sleeping reader asleep. Loom reports that as a deadlock and aborts the
+    /// process (it cannot be caught with `should_panic`), so this one is run by hand:
+    /// `… ring::loom_tests -- --ignored` must fail.
+    #[test]
+    #[ignore = "demonstrates a bug; loom must abort with a deadlock"]
+    fn lost_wakeup_is_caught_when_the_writer_ignores_sleepers() {
+        loom::model(|| {
+            let ch = Arc::new(Channel::new());
+            let r = {
+                let ch = ch.clone();
+                thread::spawn(move || ch.receive())
+            };
+            ch.publish(0, false);
+            r.join().unwrap().unwrap();
         });
     }
 
@@ -501,8 +731,8 @@ mod loom_tests {
             let w = {
                 let ch = ch.clone();
                 thread::spawn(move || {
-                    ch.publish(0);
-                    ch.publish(1);
+                    ch.publish(0, true);
+                    ch.publish(1, true);
                 })
             };
             let head = ch.head.load(Ordering::Acquire);
@@ -522,61 +752,39 @@ mod loom_tests {
         });
     }
 
-    /// The byte-range locks that pin slots for zero-copy views, as one table: `pins[s]` readers
-    /// hold slot `s`; `writing[s]` while the writer holds its write lock (F_WRLCK cannot be taken
-    /// while any F_RDLCK is held, and the other way round).
-    struct Locks {
-        table: loom::sync::Mutex<([u32; 2], [bool; 2])>,
-    }
-
-    impl Locks {
-        fn pin(&self, s: usize) -> bool {
-            let mut t = self.table.lock().unwrap();
-            if t.1[s] {
-                return false;
-            }
-            t.0[s] += 1;
-            true
-        }
-        fn unpin(&self, s: usize) {
-            self.table.lock().unwrap().0[s] -= 1;
-        }
-        fn try_lock_write(&self, s: usize) -> bool {
-            let mut t = self.table.lock().unwrap();
-            if t.0[s] > 0 {
-                return false;
-            }
-            t.1[s] = true;
-            true
-        }
-        fn unlock_write(&self, s: usize) {
-            self.table.lock().unwrap().1[s] = false;
-        }
-    }
-
-    /// Zero-copy views: a reader pins the newest slot, re-checks its stamp, and then the bytes do
-    /// not change until it unpins, while the writer keeps publishing into the other slot (it
-    /// never waits, and never writes a pinned slot).
-    #[test]
-    fn pinned_view_is_never_overwritten() {
-        loom::model(|| {
+    /// Zero-copy views through the pin table: a reader pins the newest slot with `pin`, checks
+    /// it with `verify_pinned`, and then the bytes do not change until `unpin`, while the writer
+    /// keeps publishing with `claim` into whatever slot is free (it never waits, and never
+    /// writes a pinned slot). `rmw == false` is the broken writer that reads the pin words with
+    /// plain loads only.
+    fn pinned_view_model(rmw: bool) {
+        loom::model(move || {
             let slots = Arc::new([Slot::new(), Slot::new()]);
-            let locks = Arc::new(Locks {
-                table: loom::sync::Mutex::new(([0; 2], [false; 2])),
-            });
+            let pins = Arc::new([AtomicU64::new(0)]);
             let w = {
-                let (slots, locks) = (slots.clone(), locks.clone());
+                let (slots, pins) = (slots.clone(), pins.clone());
                 thread::spawn(move || {
                     let mut last = 1;
                     let mut published = 0;
                     for i in 0..3u64 {
-                        let Some(s) =
-                            write_order(last, 2).find(|&s| locks.try_lock_write(s as usize))
-                        else {
+                        let Some(s) = write_order(last, 2).find(|&s| {
+                            let stamp = &slots[s as usize].stamp;
+                            if rmw {
+                                claim(stamp, i, 1 << s, pins.iter()).is_ok()
+                            } else {
+                                let free = pins[0].load(Ordering::Relaxed) & 1 << s == 0;
+                                if free {
+                                    begin_write(stamp, i);
+                                }
+                                free
+                            }
+                        }) else {
                             continue; // all pinned: the frame is dropped, the writer goes on
                         };
-                        slots[s as usize].write(i);
-                        locks.unlock_write(s as usize);
+                        for d in &slots[s as usize].data {
+                            d.store(i + 1, Ordering::Relaxed);
+                        }
+                        end_write(&slots[s as usize].stamp, i);
                         last = s;
                         published += 1;
                     }
@@ -588,28 +796,39 @@ mod loom_tests {
             };
             let stamps = slots.iter().map(|s| s.stamp.load(Ordering::Acquire));
             if let Some((s, index)) = newest_after(stamps, None) {
-                let s = s as usize;
-                if locks.pin(s) {
-                    if read_begin(&slots[s].stamp) == Some(stable_stamp(index)) {
-                        let a: Vec<u64> = slots[s]
-                            .data
-                            .iter()
-                            .map(|d| d.load(Ordering::Relaxed))
-                            .collect();
-                        thread::yield_now();
-                        let b: Vec<u64> = slots[s]
-                            .data
-                            .iter()
-                            .map(|d| d.load(Ordering::Relaxed))
-                            .collect();
-                        assert_eq!(a, vec![index + 1; 2], "view of frame {index} is whole");
-                        assert_eq!(a, b, "a pinned slot changed");
-                        assert_eq!(slots[s].stamp.load(Ordering::Acquire), stable_stamp(index));
-                    }
-                    locks.unpin(s);
+                let bit = 1 << s;
+                pin(&pins[0], bit);
+                let slot = &slots[s as usize];
+                if verify_pinned(&slot.stamp, index) {
+                    let a: Vec<u64> = slot
+                        .data
+                        .iter()
+                        .map(|d| d.load(Ordering::Relaxed))
+                        .collect();
+                    thread::yield_now();
+                    let b: Vec<u64> = slot
+                        .data
+                        .iter()
+                        .map(|d| d.load(Ordering::Relaxed))
+                        .collect();
+                    assert_eq!(a, vec![index + 1; 2], "view of frame {index} is whole");
+                    assert_eq!(a, b, "a pinned slot changed");
                 }
+                unpin(&pins[0], bit);
             }
             w.join().unwrap();
         });
+    }
+
+    #[test]
+    fn pinned_view_is_never_overwritten() {
+        pinned_view_model(true);
+    }
+
+    /// The broken writer (plain loads of the pin words, no read-modify-write) must be caught.
+    #[test]
+    #[should_panic]
+    fn pinned_view_is_overwritten_without_the_handshake() {
+        pinned_view_model(false);
     }
 }

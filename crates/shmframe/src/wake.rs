@@ -18,7 +18,8 @@ fn timespec(d: Duration) -> rustix::time::Timespec {
 /// Sleeps until `word` no longer holds `expected`, a wake-up arrives, or `timeout` passes.
 /// Spurious returns are possible; callers re-check their condition. EINTR returns early (the caller
 /// loops with its own deadline, so a signal never cuts a wait short by more than one round).
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+/// Another error (the kernel refusing the futex) is returned, not papered over.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<(), Errno> {
     // Flags::empty(): a shared futex, keyed by the page of the object, so that processes mapping
     // the same object at different addresses wake each other. FUTEX_PRIVATE_FLAG would not.
     match futex::wait(
@@ -27,14 +28,14 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
         expected,
         Some(&timespec(timeout)),
     ) {
-        Ok(()) | Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) | Err(Errno::INTR) => {}
-        Err(_) => std::thread::sleep(timeout.min(Duration::from_millis(1))),
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) | Err(Errno::INTR) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
-/// Wakes every process sleeping in [`wait`] on `word`.
-pub(crate) fn wake_all(word: &AtomicU32) {
-    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+/// Wakes every process sleeping in [`wait`] on `word`; returns how many were woken.
+pub(crate) fn wake_all(word: &AtomicU32) -> usize {
+    futex::wake(word, futex::Flags::empty(), i32::MAX as u32).unwrap_or(0)
 }
 
 /// Watches /dev/shm for objects being created or renamed into place.
@@ -85,4 +86,31 @@ pub fn monotonic_ns() -> u64 {
 pub(crate) fn realtime_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Calls `look` until it returns `Some`, sleeping on /dev/shm events (at most `round` at a time,
+/// for objects that finish initialising without an event) until `deadline` (`None`: forever).
+/// `Ok(None)` at the deadline. The one way readers wait for a name to appear.
+pub(crate) fn until_named<T, E>(
+    deadline: Option<Instant>,
+    round: Duration,
+    mut look: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    let watch = DirWatch::new().ok();
+    loop {
+        if let Some(v) = look()? {
+            return Ok(Some(v));
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok(None);
+        }
+        let until = deadline.map_or(now + round, |d| d.min(now + round));
+        match &watch {
+            Some(w) => {
+                w.wait_until(until);
+            }
+            None => std::thread::sleep(until.saturating_duration_since(now)),
+        }
+    }
 }

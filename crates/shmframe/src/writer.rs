@@ -3,12 +3,14 @@
 use crate::channel::Channel;
 use crate::error::{CreateError, Errno, WriteError};
 use crate::frame::{frame_len, DType, Element, Metadata, Schema};
-use crate::layout::{off, Geometry, HeaderStatic, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
-use crate::layout::{HEADER_REGION, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
+use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
+use crate::layout::{HEADER_REGION, PIN_ENTRIES, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
 use crate::name::Name;
+use crate::pins::Pins;
 use crate::ring;
-use crate::segment::{self, CreateFail, Segment};
+use crate::segment::{self, CreateFail, LoanMap, Segment};
 use crate::wake::{self, monotonic_ns, realtime_ns};
+use bytemuck::Zeroable;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -84,6 +86,33 @@ impl WriterOptions {
     pub fn slot_count(&self) -> u32 {
         self.slots
     }
+
+    /// Checks the options and computes the first ring's geometry.
+    fn geometry(&self, name: &Name) -> Result<Geometry, CreateError> {
+        let bad = |what: String| CreateError::BadOptions {
+            name: name.to_string(),
+            what,
+        };
+        if self.slots == 0 || self.slots > MAX_SLOTS {
+            return Err(bad(format!("{} slots; use 1 to {MAX_SLOTS}", self.slots)));
+        }
+        if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
+            return Err(bad(format!(
+                "mode {:o}: give permission bits that include owner read/write (e.g. 0o600, 0o640)",
+                self.mode
+            )));
+        }
+        if let Some(s) = &self.schema {
+            s.validate().map_err(|e| bad(e.to_string()))?;
+        }
+        let meta_size = self.schema.as_ref().map_or(0, |s| s.size);
+        Geometry::new(self.slots, meta_size, self.capacity as u64, HEADER_REGION).ok_or_else(|| {
+            bad(format!(
+                "a capacity of {} bytes per slot is too large",
+                self.capacity
+            ))
+        })
+    }
 }
 
 /// Publishes frames to a named channel. Created with [`Writer::create`]; removes the channel when
@@ -102,13 +131,19 @@ pub struct Writer {
     opts: WriterOptions,
     next_index: u64,
     last_slot: u32,
-    lineage: u64,
-    generation: u32,
     fps_ewma: f64,
     last_ts: u64,
     closed: bool,
     loaned: Option<(u32, std::sync::Weak<()>)>,
+    /// When each pin entry was last found alive (monotonic ns), so that a live reader's pin in
+    /// the way costs a lock test at most every [`ALIVE_RECHECK_NS`].
+    alive_checked: [u64; PIN_ENTRIES as usize],
+    /// Consecutive `FUTEX_WAKE`s that woke nobody (a sleeper count left by a dead reader).
+    idle_wakes: u32,
+    born: u64,
 }
+
+const ALIVE_RECHECK_NS: u64 = 100_000_000;
 
 fn create_err(name: &Name, op: &'static str, e: Errno) -> CreateError {
     match e {
@@ -124,17 +159,27 @@ fn create_err(name: &Name, op: &'static str, e: Errno) -> CreateError {
     }
 }
 
-struct Spec<'a> {
-    geom: Geometry,
-    schema: Option<&'a Schema>,
-    mode: u32,
-    lineage: u64,
-    generation: u32,
-    head: u64,
+fn fail_err(name: &Name, f: CreateFail) -> CreateError {
+    match f {
+        CreateFail::Errno(op, e) => create_err(name, op, e),
+        CreateFail::NoSpace { needed, available } => CreateError::NoSpace {
+            name: name.to_string(),
+            needed,
+            available,
+            dir: crate::name::SHM_DIR.into(),
+        },
+    }
 }
 
-/// Creates and fully initialises a segment under a temporary name, with the version stored last.
-fn build_segment(name: &Name, spec: &Spec<'_>) -> Result<(Segment, String), CreateError> {
+/// Creates and fully initialises a channel object under a temporary name, with the version stored
+/// last, and takes the writer's lock on it. Returns it with its temporary name.
+fn build_segment(
+    name: &Name,
+    geom: &Geometry,
+    schema: Option<&Schema>,
+    mode: u32,
+    lineage: u64,
+) -> Result<(Segment, String), CreateError> {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let pid = std::process::id();
     loop {
@@ -143,44 +188,36 @@ fn build_segment(name: &Name, spec: &Spec<'_>) -> Result<(Segment, String), Crea
             name.object_name(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let seg = match Segment::create_exclusive(&tmp, spec.geom.segment_size, spec.mode) {
-            Ok(s) => s,
+        let seg = match Segment::create_exclusive(&tmp, geom.ring_end(), mode) {
             Err(CreateFail::Errno(_, Errno::EXIST)) => continue,
-            Err(CreateFail::Errno(op, e)) => return Err(create_err(name, op, e)),
-            Err(CreateFail::NoSpace { needed, available }) => {
-                return Err(CreateError::NoSpace {
-                    name: name.to_string(),
-                    needed,
-                    available,
-                    dir: crate::name::SHM_DIR.into(),
-                })
-            }
+            other => other.map_err(|f| fail_err(name, f))?,
         };
-        let schema = spec.schema.map(Schema::encode).unwrap_or_default();
-        let hs = HeaderStatic {
+        if !seg
+            .try_lock_byte(0)
+            .map_err(|e| create_err(name, "fcntl(F_OFD_SETLK)", e))?
+        {
+            let _ = segment::unlink(&tmp);
+            continue;
+        }
+        let schema = schema.map(Schema::encode).unwrap_or_default();
+        let hf = HeaderFixed {
             magic: MAGIC,
             version: 0,
             header_size: HEADER_REGION as u32,
-            segment_size: spec.geom.segment_size,
-            slot_count: spec.geom.slot_count,
-            meta_size: spec.geom.meta_size,
-            slot_stride: spec.geom.slot_stride,
-            slot_capacity: spec.geom.slot_capacity,
-            writer_pid: pid,
-            state: STATE_OPEN,
+            lineage,
             created_realtime_ns: realtime_ns(),
+            writer_pid: pid,
+            meta_size: geom.meta_size,
             schema_offset: SCHEMA_OFFSET,
             schema_len: schema.len() as u32,
-            lineage: spec.lineage,
-            generation: spec.generation,
-            payload_offset: spec.geom.payload_offset as u32,
-            meta_offset: spec.geom.meta_offset as u32,
-            _reserved0: [0; 36],
+            pin_entries: PIN_ENTRIES,
+            _reserved0: [0; 76],
         };
-        seg.copy_in(0, bytemuck::bytes_of(&hs));
+        seg.write(0, &hf);
         seg.copy_in(SCHEMA_OFFSET as usize, &schema);
-        seg.atomic_u64(off::HEAD)
-            .store(spec.head, Ordering::Relaxed);
+        seg.write(geom.ring_offset as usize, &geom.ring_fixed(0));
+        seg.atomic_u64(off::RING)
+            .store(geom.ring_offset, Ordering::Relaxed);
         // SYNC POINT: the version is stored last, with release: an opener that acquires a
         // non-zero version sees every byte written above (iceoryx2's init handshake).
         seg.atomic_u32(off::VERSION)
@@ -189,16 +226,92 @@ fn build_segment(name: &Name, spec: &Spec<'_>) -> Result<(Segment, String), Crea
     }
 }
 
-fn mark_superseded(seg: &Segment) {
-    seg.atomic_u32(off::STATE)
-        .store(STATE_SUPERSEDED, Ordering::Release);
-    seg.atomic_u32(off::WAKE).fetch_add(1, Ordering::SeqCst);
-    wake::wake_all(seg.atomic_u32(off::WAKE));
-}
-
 fn new_lineage() -> u64 {
     let t = realtime_ns() ^ monotonic_ns().rotate_left(17);
     t ^ ((std::process::id() as u64) << 40) | 1
+}
+
+/// What stands under a channel's name when a new writer wants it.
+enum Occupant {
+    /// A live writer holds it.
+    Live(u32),
+    /// Its writer is gone; we marked it superseded (its readers move on) or it is not ours to mark.
+    Stale,
+    /// Another new writer is taking it over right now.
+    Contended,
+    /// The name vanished meanwhile.
+    Gone,
+}
+
+/// Looks at the object under `object` for a takeover. Writes into it only if it is a shmframe
+/// channel of our own uid whose writer is dead: then it is marked superseded (compare-and-swap, so
+/// of two new writers only one wins), its readers woken and its pin table's name removed.
+fn occupant(name: &Name, object: &str) -> Result<Occupant, CreateError> {
+    let old = match Segment::open(object, true, HEADER_REGION) {
+        Ok(s) => s,
+        Err(Errno::NOENT) => return Ok(Occupant::Gone),
+        // A symbolic link, FIFO, directory…: never opened, just replaced by the rename.
+        Err(Errno::LOOP) | Err(Errno::NOTSUP) => return Ok(Occupant::Stale),
+        Err(e) => return Err(create_err(name, "shm_open", e)),
+    };
+    let ours = old.len() as u64 >= HEADER_REGION && old.read::<[u8; 8]>(0) == MAGIC;
+    let hf: HeaderFixed = if ours {
+        old.read(0)
+    } else {
+        Zeroable::zeroed()
+    };
+    if old
+        .writer_alive()
+        .map_err(|e| create_err(name, "fcntl(F_OFD_GETLK)", e))?
+    {
+        return Ok(Occupant::Live(hf.writer_pid));
+    }
+    if !ours || !old.owned_by_us() {
+        return Ok(Occupant::Stale);
+    }
+    let state = old.atomic_u32(off::STATE);
+    let cur = state.load(Ordering::Acquire);
+    if cur == STATE_SUPERSEDED
+        || state
+            .compare_exchange(cur, STATE_SUPERSEDED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        return Ok(Occupant::Contended);
+    }
+    old.atomic_u32(off::WAKE).fetch_add(1, Ordering::Release);
+    wake::wake_all(old.atomic_u32(off::WAKE));
+    Pins::unlink(name, hf.lineage);
+    Ok(Occupant::Stale)
+}
+
+/// Puts the object `tmp` under the channel's name, taking over a stale channel.
+fn install(name: &Name, tmp: &str) -> Result<(), CreateError> {
+    let object = name.object_name();
+    for _ in 0..50 {
+        match segment::rename(tmp, &object, false) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(create_err(name, "rename", e)),
+        }
+        match occupant(name, &object)? {
+            Occupant::Live(pid) => {
+                return Err(CreateError::Busy {
+                    name: name.to_string(),
+                    pid,
+                })
+            }
+            Occupant::Stale => {
+                return segment::rename(tmp, &object, true)
+                    .map_err(|e| create_err(name, "rename", e))
+            }
+            Occupant::Contended => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Occupant::Gone => {}
+        }
+    }
+    Err(CreateError::Busy {
+        name: name.to_string(),
+        pid: 0,
+    })
 }
 
 impl Writer {
@@ -206,100 +319,46 @@ impl Writer {
     /// takes over a stale channel whose writer died (its readers follow to the new one).
     pub fn create(name: &str, opts: WriterOptions) -> Result<Writer, CreateError> {
         let name = Name::new(name)?;
-        let bad = |what: String| CreateError::BadOptions {
-            name: name.to_string(),
-            what,
+        let geom = opts.geometry(&name)?;
+        let mut lineage = new_lineage();
+        let pins = loop {
+            match Pins::create(&name, lineage, opts.mode) {
+                Err(CreateFail::Errno(_, Errno::EXIST)) => lineage = lineage.wrapping_add(2),
+                other => break other.map_err(|f| fail_err(&name, f))?,
+            }
         };
-        if opts.slots == 0 || opts.slots > MAX_SLOTS {
-            return Err(bad(format!("{} slots; use 1 to {MAX_SLOTS}", opts.slots)));
-        }
-        if opts.mode & !0o777 != 0 || opts.mode & 0o600 != 0o600 {
-            return Err(bad(format!(
-                "mode {:o}: give permission bits that include owner read/write (e.g. 0o600, 0o640)",
-                opts.mode
-            )));
-        }
-        if let Some(s) = &opts.schema {
-            s.validate().map_err(|e| bad(e.to_string()))?;
-        }
-        let meta_size = opts.schema.as_ref().map_or(0, |s| s.size);
-        let geom = Geometry::new(opts.slots, meta_size, opts.capacity as u64).ok_or_else(|| {
-            bad(format!(
-                "a capacity of {} bytes per slot is too large",
-                opts.capacity
-            ))
-        })?;
-        let lineage = new_lineage();
-        let spec = Spec {
-            geom,
-            schema: opts.schema.as_ref(),
-            mode: opts.mode,
-            lineage,
-            generation: 0,
-            head: 0,
-        };
-        let (seg, tmp) = build_segment(&name, &spec)?;
-        let object = name.object_name();
-        let discard = |e: CreateError| {
-            let _ = segment::unlink(&tmp);
+        let unlink_pins = |e: CreateError| {
+            Pins::unlink(&name, lineage);
             e
         };
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match segment::rename(&tmp, &object, false) {
-                Ok(()) => break,
-                Err(Errno::EXIST) => {}
-                Err(e) => return Err(discard(create_err(&name, "rename", e))),
-            }
-            // The name is taken: is its writer alive?
-            let old = match Segment::open(&object, true) {
-                Ok(s) => s,
-                Err(Errno::NOENT) => continue,
-                Err(e) => return Err(discard(create_err(&name, "shm_open", e))),
-            };
-            if old
-                .try_lock_writer()
-                .map_err(|e| discard(create_err(&name, "flock", e)))?
-            {
-                // Stale: its writer died. Tell its readers, and put ours in its place while we hold
-                // its lock (so no other new writer can take it over at the same time).
-                if old.len() as u64 >= HEADER_REGION && old.header_static().magic == MAGIC {
-                    mark_superseded(&old);
-                }
-                segment::rename(&tmp, &object, true)
-                    .map_err(|e| discard(create_err(&name, "rename", e)))?;
-                break;
-            }
-            // Locked: either a live writer, or a reader probing liveness this very moment.
-            if attempts >= 5 {
-                let pid = if old.len() as u64 >= HEADER_REGION {
-                    old.header_static().writer_pid
-                } else {
-                    0
-                };
-                return Err(discard(CreateError::Busy {
-                    name: name.to_string(),
-                    pid,
-                }));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        let (seg, tmp) = build_segment(&name, &geom, opts.schema.as_ref(), opts.mode, lineage)
+            .map_err(unlink_pins)?;
+        if let Err(e) = install(&name, &tmp) {
+            let _ = segment::unlink(&tmp);
+            return Err(unlink_pins(e));
         }
-        let ch = Channel::from_segment(name.clone(), seg).map_err(|e| CreateError::BadOptions {
+        let ch = Channel::from_segment(name.clone(), seg).map_err(|e| CreateError::Io {
             name: name.to_string(),
-            what: format!("internal: fresh segment failed validation: {e}"),
-        })?;
+            op: "re-reading the new channel",
+            source: match e {
+                crate::OpenError::Io { source, .. } => source,
+                _ => Errno::IO,
+            },
+        });
+        drop(pins);
+        let ch = ch.map_err(unlink_pins)?;
         Ok(Writer {
             ch,
             opts,
             next_index: 0,
             last_slot: geom.slot_count - 1,
-            lineage,
-            generation: 0,
             fps_ewma: 0.0,
             last_ts: 0,
             closed: false,
             loaned: None,
+            alive_checked: [0; PIN_ENTRIES as usize],
+            idle_wakes: 0,
+            born: crate::fork::generation(),
         })
     }
 
@@ -328,7 +387,48 @@ impl Writer {
         self.opts.keep = keep;
     }
 
-    /// Replaces the segment by a larger one; readers follow (they see `SUPERSEDED` and re-open).
+    /// Appends a ring of `cap`-byte slots to the object and makes it current; readers follow it
+    /// through their own mapping of the object, so no frame is lost even if the name goes.
+    fn append_ring(&mut self, cap: u64) -> Result<(), CreateError> {
+        let name = self.ch.name.clone();
+        let at = self.ch.geom.ring_end();
+        let geom = Geometry::new(self.ch.geom.slot_count, self.ch.geom.meta_size, cap, at)
+            .ok_or_else(|| CreateError::BadOptions {
+                name: name.to_string(),
+                what: format!("{cap}-byte frames are too large"),
+            })?;
+        self.ch
+            .seg
+            .grow_to(geom.ring_end())
+            .map_err(|f| fail_err(&name, f))?;
+        let seg = self
+            .ch
+            .seg
+            .remap(geom.ring_end())
+            .map_err(|e| create_err(&name, "mmap", e))?;
+        let generation = self.ch.generation + 1;
+        seg.write(at as usize, &geom.ring_fixed(generation));
+        // SYNC POINT: release stores after the new ring header: a reader that acquires either
+        // link sees the ring initialised (its slots are zero: empty).
+        self.ch.ring_next().store(at, Ordering::Release);
+        seg.atomic_u64(off::RING).store(at, Ordering::Release);
+        self.ch = Channel {
+            seg: Arc::new(seg),
+            geom,
+            generation,
+            name,
+            hf: self.ch.hf,
+            schema: self.ch.schema.clone(),
+            identity: self.ch.identity,
+            pins: self.ch.pins.clone(),
+        };
+        self.ch.wake().fetch_add(1, Ordering::Release);
+        wake::wake_all(self.ch.wake());
+        self.last_slot = geom.slot_count - 1;
+        Ok(())
+    }
+
+    /// Grows the ring for `needed`-byte frames.
     fn grow(&mut self, needed: usize) -> Result<(), WriteError> {
         let old_cap = self.ch.geom.slot_capacity as usize;
         let cap = if old_cap == 0 {
@@ -336,65 +436,54 @@ impl Writer {
         } else {
             needed.max(old_cap.saturating_add(old_cap / 2))
         };
-        let name = self.ch.name.clone();
-        let grow_err = |source: CreateError| WriteError::Grow {
-            name: name.to_string(),
-            needed,
-            source,
-        };
-        let geom = Geometry::new(self.ch.geom.slot_count, self.ch.geom.meta_size, cap as u64)
-            .ok_or_else(|| {
-                grow_err(CreateError::BadOptions {
-                    name: name.to_string(),
-                    what: format!("{needed}-byte frames are too large"),
-                })
-            })?;
-        let spec = Spec {
-            geom,
-            schema: self.ch.schema.as_ref(),
-            mode: self.opts.mode,
-            lineage: self.lineage,
-            generation: self.generation + 1,
-            head: self.next_index,
-        };
-        let (seg, tmp) = build_segment(&name, &spec).map_err(grow_err)?;
-        // Put the grown segment under the name only while the name still stands for our current
-        // segment. If the channel was removed (`channels::remove`) or the name reused by a new
-        // writer since, replacing it would clobber that writer's channel; the grown segment then
-        // stays unnamed, as the old one was: attached readers are told to re-open the name (they
-        // find the new owner, or nothing). A removal racing with this check can still lose; it
-        // needs an administrator removing a live channel at the very moment it grows.
-        let object = name.object_name();
-        let still_ours = Segment::open(&object, false)
-            .ok()
-            .and_then(|s| s.identity().ok())
-            == Some(self.ch.identity);
-        if !still_ours {
-            let _ = segment::unlink(&tmp);
-        } else if let Err(e) = segment::rename(&tmp, &object, true) {
-            let _ = segment::unlink(&tmp);
-            return Err(grow_err(create_err(&name, "rename", e)));
-        }
-        let ch = Channel::from_segment(name.clone(), seg).map_err(|e| {
-            grow_err(CreateError::BadOptions {
-                name: name.to_string(),
-                what: format!("internal: grown segment failed validation: {e}"),
+        self.append_ring(cap as u64)
+            .map_err(|source| WriteError::Grow {
+                name: self.ch.name.to_string(),
+                needed,
+                source,
             })
-        })?;
-        mark_superseded(&self.ch.seg);
-        self.ch = ch;
-        self.generation += 1;
-        self.last_slot = geom.slot_count - 1;
+    }
+
+    /// Recreates the channel after its object was truncated under us: a new object under the
+    /// same name (readers re-open it), frame indices continuing.
+    fn recover_truncated(&mut self) -> WriteError {
+        let name = self.ch.name.to_string();
+        let keep = self.opts.keep;
+        self.opts.keep = false;
+        self.loaned = None;
+        let _ = self.close_inner();
+        match Writer::create(&name, self.opts.clone()) {
+            Ok(mut fresh) => {
+                fresh.opts.keep = keep;
+                fresh.ch.head().store(self.next_index, Ordering::Release);
+                fresh.next_index = self.next_index;
+                std::mem::swap(self, &mut fresh);
+                // `fresh` is the old, closed writer now.
+            }
+            Err(_) => self.opts.keep = keep,
+        }
+        WriteError::Truncated { name }
+    }
+
+    fn check_usable(&mut self) -> Result<(), WriteError> {
+        if crate::fork::generation() != self.born {
+            return Err(WriteError::Forked {
+                name: self.ch.name.to_string(),
+            });
+        }
+        if self.ch.faulted() {
+            return Err(self.recover_truncated());
+        }
         Ok(())
     }
 
     /// Claims a slot for frame `self.next_index`: the oldest one no reader pins.
     fn claim(&mut self, needed: usize) -> Result<u32, WriteError> {
+        self.check_usable()?;
         if let Some((slot, token)) = &self.loaned {
             if token.strong_count() > 0 {
-                return Err(WriteError::BadFrame {
+                return Err(WriteError::LoanOpen {
                     name: self.ch.name.to_string(),
-                    what: "a loan is still open: publish or discard it before writing again".into(),
                 });
             }
             // A raw loan was dropped without being finished: discard it.
@@ -406,26 +495,38 @@ impl Writer {
         }
         let n = self.ch.geom.slot_count;
         for slot in ring::write_order(self.last_slot, n) {
-            let at = self.ch.geom.slot_offset(slot);
-            match self.ch.seg.try_lock_slot_write(at) {
-                Ok(true) => {
-                    ring::begin_write(self.ch.stamp(slot), self.next_index);
-                    return Ok(slot);
+            let words = self.ch.pins.words(self.ch.parity());
+            match ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words) {
+                Ok(()) => return Ok(slot),
+                Err(p) if self.reclaim(p.entries) => {
+                    let words = self.ch.pins.words(self.ch.parity());
+                    if ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words).is_ok() {
+                        return Ok(slot);
+                    }
                 }
-                Ok(false) => continue,
-                Err(e) => {
-                    return Err(WriteError::Io {
-                        name: self.ch.name.to_string(),
-                        op: "fcntl(F_OFD_SETLK)",
-                        source: e,
-                    })
-                }
+                Err(_) => {}
             }
         }
         Err(WriteError::AllSlotsPinned {
             name: self.ch.name.to_string(),
             slots: n,
         })
+    }
+
+    /// Tests the liveness of the pin entries in `entries` (not more often than every
+    /// [`ALIVE_RECHECK_NS`] each) and reclaims the dead ones. `true` if any was reclaimed.
+    fn reclaim(&mut self, entries: u64) -> bool {
+        let now = monotonic_ns();
+        let mut due = 0u64;
+        for e in 0..PIN_ENTRIES as usize {
+            if entries & (1 << e) != 0
+                && now.saturating_sub(self.alive_checked[e]) >= ALIVE_RECHECK_NS
+            {
+                self.alive_checked[e] = now;
+                due |= 1 << e;
+            }
+        }
+        due != 0 && self.ch.pins.reclaim(due)
     }
 
     fn check_meta(&self, meta: &[u8]) -> Result<(), WriteError> {
@@ -453,42 +554,24 @@ impl Writer {
     }
 
     fn describe(&self, slot: u32, dtype: DType, shape: &[usize], len: usize, meta: &[u8]) {
-        let base = self.ch.slot_offset(slot);
-        let seg = &self.ch.seg;
-        seg.atomic_u32(base + off::S_DTYPE)
-            .store(dtype.code(), Ordering::Relaxed);
-        seg.atomic_u32(base + off::S_NDIM)
-            .store(shape.len() as u32, Ordering::Relaxed);
-        for d in 0..crate::layout::MAX_DIMS {
-            let v = shape.get(d).copied().unwrap_or(0) as u64;
-            seg.atomic_u64(base + off::S_SHAPE + 8 * d)
-                .store(v, Ordering::Relaxed);
-        }
-        seg.atomic_u64(base + off::S_PAYLOAD_LEN)
-            .store(len as u64, Ordering::Relaxed);
-        seg.atomic_u32(base + off::S_META_LEN)
-            .store(meta.len() as u32, Ordering::Relaxed);
+        self.ch.write_desc(slot, dtype, shape, len, meta.len());
         if !meta.is_empty() {
-            seg.copy_in(self.ch.meta_offset(slot), meta);
+            self.ch.seg.copy_in(self.ch.meta_offset(slot), meta);
         }
     }
 
-    /// Completes the frame in `slot`: stamps it, advances `head`, wakes readers.
-    fn commit(&mut self, slot: u32) -> u64 {
+    /// Completes the frame in `slot`: stamps it, advances `head`, wakes sleeping readers.
+    fn commit(&mut self, slot: u32) -> Result<u64, WriteError> {
+        if self.ch.faulted() {
+            return Err(self.recover_truncated());
+        }
         let index = self.next_index;
         let ts = monotonic_ns();
-        let base = self.ch.slot_offset(slot);
-        self.ch
-            .seg
-            .atomic_u64(base + off::S_TIMESTAMP)
+        let seg = &self.ch.seg;
+        seg.atomic_u64(self.ch.slot_offset(slot) + off::S_TIMESTAMP)
             .store(ts, Ordering::Relaxed);
-        ring::end_write(self.ch.stamp(slot), index);
-        self.ch
-            .seg
-            .unlock_slot_write(self.ch.geom.slot_offset(slot));
-        // SYNC POINT: release, after the slot's stamp is even: a reader that sees head > index
-        // finds frame `index` complete (or already overwritten by a newer one).
-        self.ch.head().store(index + 1, Ordering::Release);
+        seg.atomic_u64(off::LAST_TIMESTAMP)
+            .store(ts, Ordering::Relaxed);
         if self.last_ts != 0 && ts > self.last_ts {
             let inst = 1e9 / (ts - self.last_ts) as f64;
             self.fps_ewma = if self.fps_ewma == 0.0 {
@@ -496,24 +579,39 @@ impl Writer {
             } else {
                 0.9 * self.fps_ewma + 0.1 * inst
             };
-            let seg = &self.ch.seg;
             seg.atomic_u32(off::FPS_MILLI).store(
                 (self.fps_ewma * 1000.0).min(u32::MAX as f64) as u32,
                 Ordering::Relaxed,
             );
         }
         self.last_ts = ts;
-        self.ch
-            .seg
-            .atomic_u64(off::LAST_TIMESTAMP)
-            .store(ts, Ordering::Relaxed);
-        // SYNC POINT: SeqCst so the bump is ordered after the head store for readers that load
-        // `wake` and then re-check `head` before sleeping on it (no lost wake-up).
-        self.ch.wake().fetch_add(1, Ordering::SeqCst);
-        wake::wake_all(self.ch.wake());
+        let sleepers = self.ch.pins.sleepers();
+        if ring::publish(
+            self.ch.stamp(slot),
+            index,
+            self.ch.head(),
+            self.ch.wake(),
+            sleepers,
+        ) {
+            self.wake_sleepers();
+        }
         self.last_slot = slot;
         self.next_index += 1;
-        index
+        Ok(index)
+    }
+
+    /// `FUTEX_WAKE`; after many wake-ups that woke nobody, clears the sleeping flags of dead
+    /// readers, which would otherwise cost a system call per frame forever.
+    fn wake_sleepers(&mut self) {
+        if wake::wake_all(self.ch.wake()) > 0 {
+            self.idle_wakes = 0;
+            return;
+        }
+        self.idle_wakes += 1;
+        if self.idle_wakes >= 256 {
+            self.idle_wakes = 0;
+            self.ch.pins.reclaim_sleepers();
+        }
     }
 
     /// Publishes a frame by copying `data` (C-contiguous bytes of `shape` × `dtype`) into the
@@ -544,7 +642,7 @@ impl Writer {
         let slot = self.claim(len)?;
         self.ch.seg.copy_in(self.ch.payload_offset(slot), data);
         self.describe(slot, dtype, shape, len, meta);
-        Ok(self.commit(slot))
+        self.commit(slot)
     }
 
     /// Typed convenience: elements of `T`, with optional typed metadata `M` (which must be the
@@ -581,7 +679,7 @@ impl Writer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn loan(&mut self, dtype: DType, shape: &[usize]) -> Result<Loan<'_>, WriteError> {
-        let raw = self.loan_raw(dtype, shape)?;
+        let raw = self.open_loan(dtype, shape, false)?;
         Ok(Loan {
             writer: self,
             raw: Some(raw),
@@ -589,56 +687,86 @@ impl Writer {
         })
     }
 
-    /// Closes the channel: readers get [`crate::ReadError::Closed`]; the object is removed unless
-    /// the writer was created with `keep`.
+    /// Closes the channel: readers get [`crate::ReadError::Closed`] once they have read every
+    /// frame published before; the object is removed unless the writer was created with `keep`.
     pub fn close(mut self) -> Result<(), WriteError> {
         self.close_inner()
     }
 
     fn close_inner(&mut self) -> Result<(), WriteError> {
-        if self.closed {
+        if self.closed || crate::fork::generation() != self.born {
             return Ok(());
         }
         self.closed = true;
-        self.ch
-            .seg
-            .atomic_u32(off::STATE)
-            .store(STATE_CLOSED, Ordering::Release);
-        self.ch.wake().fetch_add(1, Ordering::SeqCst);
-        wake::wake_all(self.ch.wake());
-        if !self.opts.keep {
-            // Remove the name only if it is still ours (not a successor's).
-            if let Ok(cur) = Segment::open(&self.ch.name.object_name(), false) {
-                if cur.identity().ok() == Some(self.ch.identity) {
-                    match segment::unlink(&self.ch.name.object_name()) {
-                        Ok(()) | Err(Errno::NOENT) => {}
-                        Err(e) => {
-                            return Err(WriteError::Io {
-                                name: self.ch.name.to_string(),
-                                op: "shm_unlink",
-                                source: e,
-                            })
-                        }
-                    }
-                }
-            }
+        let sleepers = self.ch.pins.sleepers();
+        if ring::set_state(self.ch.state_word(), STATE_CLOSED, self.ch.wake(), sleepers) {
+            wake::wake_all(self.ch.wake());
         }
-        Ok(())
+        // Readers see the writer gone (closed) from now on, and a new writer may take the name.
+        self.ch.seg.unlock_byte(0);
+        if self.opts.keep {
+            return Ok(());
+        }
+        // Remove the names only if they are still ours (not a successor's).
+        let object = self.ch.name.object_name();
+        let ours = Segment::open(&object, false, 0)
+            .ok()
+            .and_then(|s| s.identity().ok())
+            == Some(self.ch.identity);
+        if !ours {
+            return Ok(());
+        }
+        Pins::unlink(&self.ch.name, self.ch.hf.lineage);
+        match segment::unlink(&object) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(WriteError::Io {
+                name: self.ch.name.to_string(),
+                op: "shm_unlink",
+                source: e,
+            }),
+        }
     }
 
     /// Borrows a slot like [`Writer::loan`], as an owned value that does not borrow the writer,
-    /// for bindings that must hand the buffer to a garbage-collected runtime. While it is open,
-    /// other writes fail; finish it with [`Writer::publish_raw`] or [`Writer::discard_raw`]
-    /// (dropping it unfinished discards the frame at the next write).
+    /// for bindings that must hand the buffer to a garbage-collected runtime. The loan has its own
+    /// mapping of the slot; once the loan is published or discarded that mapping is replaced by
+    /// private memory, so a pointer the runtime kept can never change a published frame. While it
+    /// is open, other writes fail; finish it with [`Writer::publish_raw`] or
+    /// [`Writer::discard_raw`] (dropping it unfinished discards the frame at the next write).
     pub fn loan_raw(&mut self, dtype: DType, shape: &[usize]) -> Result<RawLoan, WriteError> {
+        self.open_loan(dtype, shape, true)
+    }
+
+    fn open_loan(
+        &mut self,
+        dtype: DType,
+        shape: &[usize],
+        own: bool,
+    ) -> Result<RawLoan, WriteError> {
         let len = self.frame_len(dtype, shape)?;
         let slot = self.claim(len)?;
+        let mem = if own {
+            let at = self.ch.slot_offset(slot);
+            let skip = self.ch.geom.payload_offset as usize;
+            match self.ch.seg.map_loan(at as u64, skip + len) {
+                Ok(map) => LoanMem::Own(Arc::new(map), skip),
+                Err(e) => {
+                    self.abandon(slot);
+                    return Err(WriteError::Io {
+                        name: self.ch.name.to_string(),
+                        op: "mmap",
+                        source: e,
+                    });
+                }
+            }
+        } else {
+            LoanMem::Channel(self.ch.seg.clone(), self.ch.payload_offset(slot))
+        };
         let token = Arc::new(());
         self.loaned = Some((slot, Arc::downgrade(&token)));
         Ok(RawLoan {
-            _token: token,
-            seg: self.ch.seg.clone(),
-            offset: self.ch.payload_offset(slot),
+            token,
+            mem,
             slot,
             dtype,
             shape: shape.to_vec(),
@@ -646,11 +774,16 @@ impl Writer {
         })
     }
 
+    fn owns(&self, loan: &RawLoan) -> bool {
+        self.loaned
+            .as_ref()
+            .is_some_and(|(slot, t)| *slot == loan.slot && t.ptr_eq(&Arc::downgrade(&loan.token)))
+    }
+
     /// Publishes a raw loan with optional metadata; returns the frame's index.
     pub fn publish_raw(&mut self, loan: RawLoan, meta: &[u8]) -> Result<u64, WriteError> {
-        if self.loaned.as_ref().map(|l| l.0) != Some(loan.slot)
-            || !Arc::ptr_eq(&loan.seg, &self.ch.seg)
-        {
+        loan.retire();
+        if !self.owns(&loan) {
             return Err(WriteError::BadFrame {
                 name: self.ch.name.to_string(),
                 what: "this loan does not belong to the writer's open loan".into(),
@@ -662,14 +795,13 @@ impl Writer {
         }
         self.loaned = None;
         self.describe(loan.slot, loan.dtype, &loan.shape, loan.len, meta);
-        Ok(self.commit(loan.slot))
+        self.commit(loan.slot)
     }
 
     /// Discards a raw loan: the slot is left empty.
     pub fn discard_raw(&mut self, loan: RawLoan) {
-        if self.loaned.as_ref().map(|l| l.0) == Some(loan.slot)
-            && Arc::ptr_eq(&loan.seg, &self.ch.seg)
-        {
+        loan.retire();
+        if self.owns(&loan) {
             self.abandon(loan.slot);
         }
     }
@@ -677,9 +809,6 @@ impl Writer {
     fn abandon(&mut self, slot: u32) {
         self.loaned = None;
         ring::abandon_write(self.ch.stamp(slot));
-        self.ch
-            .seg
-            .unlock_slot_write(self.ch.geom.slot_offset(slot));
     }
 }
 
@@ -746,11 +875,17 @@ impl Drop for Loan<'_> {
     }
 }
 
-/// An owned slot loan; see [`Writer::loan_raw`]. Keeps the mapping alive while it exists.
+/// Where a loan's bytes are: the writer's own mapping of the channel ([`Writer::loan`], whose
+/// borrow ends with the loan) or a mapping of the loan's own ([`Writer::loan_raw`]).
+enum LoanMem {
+    Channel(Arc<Segment>, usize),
+    Own(Arc<LoanMap>, usize),
+}
+
+/// An owned slot loan; see [`Writer::loan_raw`].
 pub struct RawLoan {
-    _token: Arc<()>,
-    seg: Arc<Segment>,
-    offset: usize,
+    token: Arc<()>,
+    mem: LoanMem,
     slot: u32,
     dtype: DType,
     shape: Vec<usize>,
@@ -761,17 +896,32 @@ impl RawLoan {
     /// The frame's bytes in shared memory.
     #[allow(unsafe_code)]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: the slot is claimed for this loan (odd stamp, write lock held) until it is
-        // published or discarded, which consumes the loan; the mapping lives as long as `seg`;
-        // the slice borrows `self` mutably so it is the only view of the bytes in this process.
-        unsafe { self.seg.slice_mut(self.offset, self.len) }
+        match &self.mem {
+            // SAFETY: the slot is claimed for this loan (odd stamp, no pin) until it is published
+            // or discarded, which consumes the loan; the mapping lives as long as the `Arc`; the
+            // slice borrows `self` mutably so it is the only Rust view of the bytes.
+            LoanMem::Channel(seg, at) => unsafe { seg.slice_mut(*at, self.len) },
+            // SAFETY: as above, through the loan's own mapping, which covers `skip + len` bytes and
+            // is retired only when the loan is consumed.
+            LoanMem::Own(map, skip) => unsafe {
+                std::slice::from_raw_parts_mut(map.ptr().add(*skip), self.len)
+            },
+        }
     }
-    /// A handle that keeps the loan's mapping mapped after the loan is published or discarded
+    /// A handle that keeps the loan's memory mapped after the loan is published or discarded
     /// (and after the writer grows its channel or closes), for bindings whose runtime may hold on
-    /// to the buffer longer than the loan: a stale buffer then points at memory of the channel,
-    /// never at an unmapped page.
+    /// to the buffer longer than the loan. Past the loan, the memory is private: writes through a
+    /// stale pointer land there and never reach a reader.
     pub fn mapping(&self) -> Arc<dyn std::any::Any + Send + Sync> {
-        self.seg.clone()
+        match &self.mem {
+            LoanMem::Channel(seg, _) => seg.clone(),
+            LoanMem::Own(map, _) => map.clone(),
+        }
+    }
+    fn retire(&self) {
+        if let LoanMem::Own(map, _) = &self.mem {
+            map.retire();
+        }
     }
     /// The loan's dtype.
     pub fn dtype(&self) -> DType {

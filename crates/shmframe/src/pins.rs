@@ -1,0 +1,256 @@
+//! The pin table: a second object per channel, `shmframe-pins.NAME.LINEAGE`, that readers map
+//! read-write while the channel itself stays read-only to them. Each attached reader owns one
+//! [`PinEntry`](crate::layout::PinEntry): a pin word per ring parity (bit `s`: slot `s` pinned)
+//! and a sleeping flag. A reader owns its entry through an exclusive lock on the entry's first
+//! byte, taken once when it attaches; the writer tests that lock only when it finds a slot pinned,
+//! so the pins of a `kill -9`ed reader are reclaimed the first time they are in the way. Pinning
+//! and unpinning are read-modify-writes in shared memory, no system call (see `ring::claim`).
+//!
+//! A process that may read the channel may also write this table: at worst it pins slots (the
+//! writer then drops frames and says so) or clears other readers' pins (their zero-copy views may
+//! then see a newer frame; copies are made from pinned slots too). Give read access only to peers
+//! you trust that far.
+
+use crate::layout::{off, pin_entry_offset, LAYOUT_VERSION, PINS_MAGIC, PINS_SIZE, PIN_ENTRIES};
+use crate::name::Name;
+use crate::ring;
+use crate::segment::{CreateFail, Segment};
+use crate::wake;
+use rustix::io::Errno;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A mapped pin table.
+pub(crate) struct Pins {
+    seg: Segment,
+}
+
+/// Why a pin table could not be opened.
+#[derive(Debug)]
+pub(crate) enum PinsFail {
+    /// A system call failed (`NOENT`: the table is gone, the channel with it).
+    Errno(Errno),
+    /// The object is not the table of this lineage.
+    Invalid(&'static str),
+}
+
+/// The pin table's mode for a channel of mode `mode`: whoever may read the channel may write
+/// the table (pinning is writing), nobody else.
+pub(crate) fn pins_mode(mode: u32) -> u32 {
+    mode | (mode & 0o044) >> 1
+}
+
+impl Pins {
+    /// Creates the table of lineage `lineage` (writer).
+    pub fn create(name: &Name, lineage: u64, mode: u32) -> Result<Pins, CreateFail> {
+        let seg =
+            Segment::create_exclusive(&name.pins_object_name(lineage), PINS_SIZE, pins_mode(mode))?;
+        let mut head = [0u8; 24];
+        head[..8].copy_from_slice(&PINS_MAGIC);
+        head[12..16].copy_from_slice(&PIN_ENTRIES.to_ne_bytes());
+        head[16..24].copy_from_slice(&lineage.to_ne_bytes());
+        seg.copy_in(0, &head);
+        // SYNC POINT: the version is stored last, with release (the channel's init handshake).
+        seg.atomic_u32(off::P_VERSION)
+            .store(LAYOUT_VERSION, Ordering::Release);
+        Ok(Pins { seg })
+    }
+
+    /// Opens the table of lineage `lineage` (reader).
+    pub fn open(name: &Name, lineage: u64) -> Result<Pins, PinsFail> {
+        let seg = Segment::open(&name.pins_object_name(lineage), true, PINS_SIZE)
+            .map_err(PinsFail::Errno)?;
+        if (seg.len() as u64) < PINS_SIZE {
+            return Err(PinsFail::Invalid("the pin table is truncated"));
+        }
+        let head: [u8; 24] = seg.read(0);
+        let version = seg.atomic_u32(off::P_VERSION).load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if head[..8] != PINS_MAGIC
+            || version != LAYOUT_VERSION
+            || head[12..16] != PIN_ENTRIES.to_ne_bytes()
+            || head[16..24] != lineage.to_ne_bytes()
+        {
+            return Err(PinsFail::Invalid(
+                "the pin table does not belong to this channel",
+            ));
+        }
+        Ok(Pins { seg })
+    }
+
+    /// Removes the table's name (the writer, when its channel goes).
+    pub fn unlink(name: &Name, lineage: u64) {
+        let _ = crate::segment::unlink(&name.pins_object_name(lineage));
+    }
+
+    fn entry_word(&self, e: u32, parity: u32) -> &AtomicU64 {
+        let at = pin_entry_offset(e) as usize + off::E_PINS + 8 * (parity as usize & 1);
+        self.seg.atomic_u64(at)
+    }
+
+    fn entry_sleeping(&self, e: u32) -> &AtomicU32 {
+        self.seg
+            .atomic_u32(pin_entry_offset(e) as usize + off::E_SLEEPING)
+    }
+
+    /// The count of sleeping readers.
+    pub fn sleepers(&self) -> &AtomicU32 {
+        self.seg.atomic_u32(off::P_SLEEPERS)
+    }
+
+    fn used(&self) -> u32 {
+        // A hostile reader may store anything here: never trust more than the table holds.
+        self.seg
+            .atomic_u32(off::P_USED)
+            .load(Ordering::Relaxed)
+            .min(PIN_ENTRIES)
+    }
+
+    /// Every claimed entry's pin word for rings of `parity`, in entry order.
+    pub fn words(&self, parity: u32) -> impl Iterator<Item = &AtomicU64> + Clone {
+        (0..self.used()).map(move |e| self.entry_word(e, parity))
+    }
+
+    /// `true` once a fault showed that the table was truncated under us.
+    pub fn faulted(&self) -> bool {
+        self.seg.faulted()
+    }
+
+    /// The writer's check of the entries in `entries` (bit `e`: entry `e`) that pin a slot it
+    /// wants: an entry whose lock it can take has no live reader; its pins and sleeping flag are
+    /// cleared. Returns `true` if any entry was reclaimed.
+    pub fn reclaim(&self, entries: u64) -> bool {
+        let mut any = false;
+        for e in (0..PIN_ENTRIES).filter(|e| entries & (1 << e) != 0) {
+            let lock = pin_entry_offset(e);
+            if self.seg.try_lock_byte(lock) != Ok(true) {
+                continue;
+            }
+            self.clear_entry(e);
+            self.seg.unlock_byte(lock);
+            any = true;
+        }
+        any
+    }
+
+    /// Reclaims the sleeping flags of dead readers (the writer, when it keeps waking nobody).
+    pub fn reclaim_sleepers(&self) {
+        let sleeping: u64 = (0..self.used())
+            .filter(|&e| self.entry_sleeping(e).load(Ordering::Relaxed) != 0)
+            .fold(0, |acc, e| acc | 1 << e);
+        self.reclaim(sleeping);
+    }
+
+    /// Clears entry `e`, whose lock the caller holds.
+    fn clear_entry(&self, e: u32) {
+        self.entry_word(e, 0).store(0, Ordering::Release);
+        self.entry_word(e, 1).store(0, Ordering::Release);
+        if self.entry_sleeping(e).swap(0, Ordering::AcqRel) != 0 {
+            self.sleepers().fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Claims a free entry for a reader: the first whose lock it can take. `None` if all are
+    /// held.
+    pub fn attach(self: Arc<Self>) -> Result<Option<Entry>, Errno> {
+        for e in 0..PIN_ENTRIES {
+            if !self.seg.try_lock_byte(pin_entry_offset(e))? {
+                continue;
+            }
+            // A dead reader may have left pins and a sleeping flag behind.
+            self.clear_entry(e);
+            self.seg
+                .atomic_u32(pin_entry_offset(e) as usize + 20)
+                .store(std::process::id(), Ordering::Relaxed);
+            self.seg
+                .atomic_u32(off::P_USED)
+                .fetch_max(e + 1, Ordering::AcqRel);
+            return Ok(Some(Entry {
+                pins: self,
+                index: e,
+                counts: Mutex::new([0; 128]),
+                born: crate::fork::generation(),
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// A reader's own entry in the pin table, held from attach until the reader and all its views are
+/// gone.
+pub(crate) struct Entry {
+    pins: Arc<Pins>,
+    index: u32,
+    /// Views of this process per (ring parity, slot): the bit is set on 0→1 and cleared on 1→0.
+    counts: Mutex<[u32; 128]>,
+    /// The fork generation of the process that attached.
+    born: u64,
+}
+
+impl Entry {
+    /// Pins `slot` of a ring of `parity` for frame `index`, whose stamp word is `stamp`. `false`
+    /// if the slot no longer holds that frame (nothing stays pinned then).
+    pub fn pin(&self, parity: u32, slot: u32, stamp: &AtomicU64, index: u64) -> bool {
+        let word = self.pins.entry_word(self.index, parity);
+        let bit = 1u64 << slot;
+        let k = (parity as usize & 1) * 64 + slot as usize;
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts[k] == 0 {
+            ring::pin(word, bit);
+        }
+        counts[k] += 1;
+        if ring::verify_pinned(stamp, index) {
+            return true;
+        }
+        counts[k] -= 1;
+        if counts[k] == 0 {
+            ring::unpin(word, bit);
+        }
+        false
+    }
+
+    /// `true` in a `fork()`ed child of the process that attached: the entry (and its lock) is
+    /// the parent's, and the child must leave it alone.
+    pub fn forked(&self) -> bool {
+        crate::fork::generation() != self.born
+    }
+
+    /// Releases a pin taken by [`Entry::pin`] (not in a forked child: the pin is the parent's).
+    pub fn unpin(&self, parity: u32, slot: u32) {
+        if self.forked() {
+            return;
+        }
+        let k = (parity as usize & 1) * 64 + slot as usize;
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts[k] = counts[k].saturating_sub(1);
+        if counts[k] == 0 {
+            ring::unpin(self.pins.entry_word(self.index, parity), 1 << slot);
+        }
+    }
+
+    /// Sleeps on `wake` (which held `seen` before the caller last looked for frames) for at most
+    /// `timeout`, counted among the sleepers so that the writer wakes us.
+    pub fn sleep(&self, wake: &AtomicU32, seen: u32, timeout: Duration) -> Result<(), Errno> {
+        let sleeping = self.pins.entry_sleeping(self.index);
+        sleeping.store(1, Ordering::Relaxed);
+        let r = if ring::announce_sleep(wake, self.pins.sleepers(), seen) {
+            wake::wait(wake, seen, timeout)
+        } else {
+            Ok(())
+        };
+        ring::end_sleep(self.pins.sleepers());
+        sleeping.store(0, Ordering::Relaxed);
+        r
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.forked() {
+            return;
+        }
+        self.pins.clear_entry(self.index);
+        self.pins.seg.unlock_byte(pin_entry_offset(self.index));
+    }
+}
