@@ -150,7 +150,7 @@ impl Channel {
             .map_err(|e| open_err(&name, &name.object_name(), e))?;
         let len = seg.len() as u64;
         let path = name.file_path().display().to_string();
-        if len < 8 || (len < HEADER_REGION && seg.read::<[u8; 8]>(0) != MAGIC) {
+        if len >= 8 && seg.read::<[u8; 8]>(0) != MAGIC {
             return Err(OpenError::NotOurs { path });
         }
         if len < HEADER_REGION {
@@ -195,6 +195,10 @@ impl Channel {
             op: "fstat",
             source: e,
         })?;
+        let state = seg.atomic_u32(off::STATE).load(Ordering::Relaxed);
+        if state > STATE_SUPERSEDED {
+            return Err(corrupt(&name, format!("state {state}")));
+        }
         let ring_at = seg.atomic_u64(off::RING).load(Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Acquire);
         let (seg, geom, generation) = map_ring(&name, &seg, &hf, ring_at)?;

@@ -401,6 +401,9 @@ impl Reader {
                 if let Some(v) = attempt(self)? {
                     return Ok(v);
                 }
+                if self.ch.faulted() {
+                    return Err(self.truncated());
+                }
                 return Err(self.detach());
             }
             if !self.spin.is_zero() {

@@ -144,6 +144,8 @@ pub struct Writer {
 }
 
 const ALIVE_RECHECK_NS: u64 = 100_000_000;
+/// Passes over the ring before a frame is dropped as "all slots pinned".
+const CLAIM_PASSES: u32 = 4;
 
 fn create_err(name: &Name, op: &'static str, e: Errno) -> CreateError {
     match e {
@@ -451,7 +453,8 @@ impl Writer {
         let keep = self.opts.keep;
         self.opts.keep = false;
         self.loaned = None;
-        let _ = self.close_inner();
+        // Superseded, not closed: readers re-open the name and find the new channel.
+        let _ = self.retire(STATE_SUPERSEDED);
         match Writer::create(&name, self.opts.clone()) {
             Ok(mut fresh) => {
                 fresh.opts.keep = keep;
@@ -493,24 +496,39 @@ impl Writer {
         if needed > self.ch.geom.slot_capacity as usize {
             self.grow(needed)?;
         }
-        let n = self.ch.geom.slot_count;
-        for slot in ring::write_order(self.last_slot, n) {
+        // A reader pins a slot for a moment before it checks the slot still holds the frame it
+        // wants, so one pass can find every slot pinned although no reader holds more than one
+        // view. Only a slot pinned in every pass counts as truly pinned.
+        for pass in 0..CLAIM_PASSES {
+            if let Some(slot) = self.claim_pass() {
+                return Ok(slot);
+            }
+            if pass > 0 {
+                std::thread::yield_now();
+            }
+        }
+        Err(WriteError::AllSlotsPinned {
+            name: self.ch.name.to_string(),
+            slots: self.ch.geom.slot_count,
+        })
+    }
+
+    /// One look at every slot, oldest frame first; reclaims the pins of dead readers in the way.
+    fn claim_pass(&mut self) -> Option<u32> {
+        for slot in ring::write_order(self.last_slot, self.ch.geom.slot_count) {
             let words = self.ch.pins.words(self.ch.parity());
             match ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words) {
-                Ok(()) => return Ok(slot),
+                Ok(()) => return Some(slot),
                 Err(p) if self.reclaim(p.entries) => {
                     let words = self.ch.pins.words(self.ch.parity());
                     if ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words).is_ok() {
-                        return Ok(slot);
+                        return Some(slot);
                     }
                 }
                 Err(_) => {}
             }
         }
-        Err(WriteError::AllSlotsPinned {
-            name: self.ch.name.to_string(),
-            slots: n,
-        })
+        None
     }
 
     /// Tests the liveness of the pin entries in `entries` (not more often than every
@@ -694,20 +712,28 @@ impl Writer {
     }
 
     fn close_inner(&mut self) -> Result<(), WriteError> {
+        self.retire(STATE_CLOSED)
+    }
+
+    /// Ends this writer's channel with `state` (closed, or superseded by a re-created one): wakes
+    /// readers, lets go of the writer's lock and, unless kept, removes the names.
+    fn retire(&mut self, state: u32) -> Result<(), WriteError> {
         if self.closed || crate::fork::generation() != self.born {
             return Ok(());
         }
         self.closed = true;
         let sleepers = self.ch.pins.sleepers();
-        if ring::set_state(self.ch.state_word(), STATE_CLOSED, self.ch.wake(), sleepers) {
+        if ring::set_state(self.ch.state_word(), state, self.ch.wake(), sleepers) {
             wake::wake_all(self.ch.wake());
         }
-        // Readers see the writer gone (closed) from now on, and a new writer may take the name.
+        // Readers see the writer gone from now on, and a new writer may take the name.
         self.ch.seg.unlock_byte(0);
         if self.opts.keep {
             return Ok(());
         }
-        // Remove the names only if they are still ours (not a successor's).
+        // The pin table's name carries our lineage: always ours. The channel's name only while
+        // it still refers to our object (not a successor's).
+        Pins::unlink(&self.ch.name, self.ch.hf.lineage);
         let object = self.ch.name.object_name();
         let ours = Segment::open(&object, false, 0)
             .ok()
@@ -716,7 +742,6 @@ impl Writer {
         if !ours {
             return Ok(());
         }
-        Pins::unlink(&self.ch.name, self.ch.hf.lineage);
         match segment::unlink(&object) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(WriteError::Io {

@@ -656,11 +656,17 @@ fn a_dev_shm_without_a_size_limit_is_not_reported_full() {
     }
 }
 
-/// Bytes a channel takes in /dev/shm (docs/containers.md gives the same formula): a 4 KiB header
-/// page, then `slots` slots of round_up_4096(128 + round_up_64(meta) + frame bytes).
-fn ring_bytes(slots: u64, meta: u64, frame: u64) -> u64 {
+/// Bytes of one ring (layout v2): a 4 KiB ring header page, then `slots` slots of
+/// round_up_4096(128 + round_up_64(meta) + frame bytes).
+fn ring_size(slots: u64, meta: u64, frame: u64) -> u64 {
     let up = |v: u64, to: u64| v.div_ceil(to) * to;
     4096 + slots * up(128 + up(meta, 64) + frame, 4096)
+}
+
+/// Bytes a channel created with its capacity reserved takes in /dev/shm: a 4 KiB header page,
+/// then its first ring. (The pin table, 8 KiB, is a second object.)
+fn ring_bytes(slots: u64, meta: u64, frame: u64) -> u64 {
+    4096 + ring_size(slots, meta, frame)
 }
 
 fn shm_entries() -> Vec<String> {
@@ -779,7 +785,11 @@ fn inner_docker_default_shm() {
     let size = std::fs::metadata(format!("/dev/shm/shmframe.{name}"))
         .expect("object")
         .len();
-    assert_eq!(size, ring_bytes(3, 0, HD_BYTES as u64));
+    // The header, the first (empty) ring, and the ring the first frame appended.
+    assert_eq!(
+        size,
+        4096 + ring_size(3, 0, 0) + ring_size(3, 0, HD_BYTES as u64)
+    );
     drop(r);
     w.close().expect("close");
 

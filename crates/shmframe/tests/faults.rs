@@ -269,11 +269,15 @@ fn article_size_changes_up_and_down() {
         "the channel grew: generation {}",
         s.generation
     );
-    assert_eq!(
-        g.leftovers().len(),
-        1,
-        "only the newest segment remains (kept)"
+    // Growth appends rings to the one object: the channel (kept) and its pin table remain.
+    let mut left = g.leftovers();
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left[0].starts_with(&format!("shmframe-pins.{}.", g.name)),
+        "{left:?}"
     );
+    assert_eq!(left[1], format!("shmframe.{}", g.name), "{left:?}");
 }
 
 /// Article: two writers on one name corrupted each other's frames. Here the second is refused.
@@ -413,8 +417,9 @@ fn article_stale_objects_from_crashed_run() {
     let removed = channels::remove_stale();
     eprintln!("removed {removed:?}");
     assert!(stale.leftovers().is_empty(), "{:?}", stale.leftovers());
-    assert_eq!(live.leftovers().len(), 1);
-    assert_eq!(taken.leftovers().len(), 1);
+    // A live channel, and the one taken over: each its object and its pin table.
+    assert_eq!(live.leftovers().len(), 2, "{:?}", live.leftovers());
+    assert_eq!(taken.leftovers().len(), 2, "{:?}", taken.leftovers());
     let mut r = Reader::open(&live.name).unwrap();
     assert_eq!(r.next(Some(LONG)).unwrap().data, [1]);
     tw.close().unwrap();
@@ -441,41 +446,60 @@ fn hostile_reader_cannot_modify_the_channel() {
     w.close().unwrap();
 }
 
-/// A forged header claiming 64 slots of 1 GiB in a one-page object is refused by a reader process
-/// (no SIGBUS, no hang), and a writer replaces it.
+/// A forged channel whose (valid-looking) ring claims 64 slots of 1 GiB in a two-page object is
+/// refused by a reader process (no SIGBUS, no hang), and a writer replaces it.
 #[test]
 fn hostile_lying_header_is_refused() {
+    use shmframe::layout::{off, LAYOUT_VERSION, PINS_MAGIC, PINS_SIZE, PIN_ENTRIES};
     let _serial = UNLOCKED_OBJECTS.lock().unwrap_or_else(|p| p.into_inner());
     let g = Guard::new("h-lie");
     let n = g.name.as_str();
-    let geom = Geometry::new(64, 0, 1 << 30).unwrap();
+    let geom = Geometry::new(64, 0, 1 << 30, HEADER_REGION).unwrap();
+    assert!(geom.ring_end() > 64 << 30);
+    let lineage: u64 = 0x5eed_0000_0000_0001;
     let mut b = vec![0u8; HEADER_REGION as usize + 4096];
     b[0..8].copy_from_slice(&shmframe::layout::MAGIC);
     let put32 =
         |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     let put64 =
         |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-    put32(&mut b, 8, 1);
+    put32(&mut b, off::VERSION, LAYOUT_VERSION);
     put32(&mut b, 12, HEADER_REGION as u32);
-    put64(&mut b, 16, geom.segment_size);
-    put32(&mut b, 24, 64);
-    put64(&mut b, 32, geom.slot_stride);
-    put64(&mut b, 40, geom.slot_capacity);
-    put32(&mut b, 64, 256);
-    put32(&mut b, 84, geom.payload_offset as u32);
-    put32(&mut b, 88, geom.meta_offset as u32);
+    put64(&mut b, 16, lineage);
+    put32(&mut b, 32, 1); // writer pid
+    put32(&mut b, 40, 256); // schema offset
+    put32(&mut b, 48, PIN_ENTRIES);
+    put64(&mut b, off::RING, HEADER_REGION);
+    let at = HEADER_REGION as usize;
+    b[at..at + 64].copy_from_slice(shmframe::__bytemuck::bytes_of(&geom.ring_fixed(0)));
     std::fs::write(shm_file(n), &b).unwrap();
+    // A matching pin table, so that nothing but the lie stands in the way.
+    let mut p = vec![0u8; PINS_SIZE as usize];
+    p[0..8].copy_from_slice(&PINS_MAGIC);
+    put32(&mut p, 8, LAYOUT_VERSION);
+    put32(&mut p, 12, PIN_ENTRIES);
+    put64(&mut p, 16, lineage);
+    let pins = format!("/dev/shm/shmframe-pins.{n}.{lineage:016x}");
+    std::fs::write(&pins, &p).unwrap();
+    let t = Instant::now();
     let mut r = peer(&["read", n, "--wait", "5", "--frames", "1"]);
     let st = r.wait();
     assert_eq!(st.code(), Some(5), "{st}");
     let (_, line) = r.wait_stdout("open_error");
     assert!(line.contains("truncated"), "{line}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(matches!(Reader::open(n), Err(OpenError::Truncated { .. })));
-    // The forged object holds no writer lock: a real writer takes the name over.
+    assert!(matches!(
+        channels::inspect(n),
+        Err(OpenError::Truncated { .. })
+    ));
+    // The forged object holds no writer lock: a real writer takes the name over (and removes the
+    // forged pin table with it).
     let w = Writer::create(n, WriterOptions::new()).unwrap();
     assert!(Reader::open(n).is_ok());
+    assert!(!std::path::Path::new(&pins).exists());
     w.close().unwrap();
-    assert!(g.leftovers().is_empty());
+    assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
 }
 
 /// Names cannot reach outside /dev/shm or collide with temporaries.

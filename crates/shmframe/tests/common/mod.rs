@@ -30,10 +30,13 @@ pub fn unique(tag: &str) -> String {
 /// Every object in /dev/shm that belongs to channel `name` (the channel and its temporaries).
 pub fn objects(name: &str) -> Vec<String> {
     let base = format!("shmframe.{name}");
+    let pins = format!("shmframe-pins.{name}.");
     std::fs::read_dir("/dev/shm")
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| *n == base || n.starts_with(&format!("{base}.")))
+                .filter(|n| {
+                    *n == base || n.starts_with(&format!("{base}.")) || n.starts_with(&pins)
+                })
                 .collect()
         })
         .unwrap_or_default()
