@@ -27,6 +27,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod channel;
 pub mod channels;
 pub mod error;
@@ -41,6 +43,7 @@ pub mod layout;
 mod name;
 mod pins;
 mod reader;
+mod readiness;
 #[doc(hidden)]
 pub mod ring;
 pub mod seed;
@@ -48,6 +51,8 @@ mod segment;
 mod wake;
 mod writer;
 
+#[cfg(feature = "tokio")]
+pub use aio::Frames;
 pub use error::{
     CreateError, MetaError, NameError, OpenError, ReadError, RemoveError, SchemaError, WriteError,
 };

@@ -8,9 +8,11 @@ use crate::frame::{decode_meta, DType, Element, Frame, Metadata, Schema};
 use crate::layout::PIN_ENTRIES;
 use crate::name::Name;
 use crate::pins::Entry;
+use crate::readiness::Registration;
 use crate::ring;
 use crate::segment::Segment;
 use crate::wake;
+use rustix::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +39,9 @@ pub struct Reader {
     detached: bool,
     spin: Duration,
     latest_only: bool,
+    readiness: Option<Arc<Registration>>,
+    #[cfg(feature = "tokio")]
+    pub(crate) aio: Option<crate::aio::AsyncReadiness>,
 }
 
 fn start_position(ch: &Channel) -> Option<u64> {
@@ -98,6 +103,9 @@ impl Reader {
             detached: false,
             spin: Duration::ZERO,
             latest_only: false,
+            readiness: None,
+            #[cfg(feature = "tokio")]
+            aio: None,
         })
     }
 
@@ -348,6 +356,63 @@ impl Reader {
         }
     }
 
+    /// One look: follows a grown ring or a new writer, tries `attempt`, reports a close.
+    /// `Empty` carries the futex word's value loaded before the look.
+    fn step<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        attempt: &mut impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
+    ) -> Result<Step<T>, ReadError> {
+        loop {
+            if self.ch.faulted() {
+                return Err(self.truncated());
+            }
+            if let Some(next) = self.ch.next_ring()? {
+                // The writer moved to a larger ring in the same object. In order mode, first hand
+                // out the frames still unread in this one (it no longer changes), then follow.
+                if !self.latest_only {
+                    if let Some(v) = attempt(self)? {
+                        return Ok(Step::Ready(v));
+                    }
+                }
+                self.ch = next;
+                continue;
+            }
+            if self.ch.is_superseded() {
+                // A new writer took the name over from a dead one.
+                if !self.latest_only {
+                    if let Some(v) = attempt(self)? {
+                        return Ok(Step::Ready(v));
+                    }
+                }
+                self.reattach(deadline)?;
+                continue;
+            }
+            // SYNC POINT: load the futex word before looking for frames; a publish after the
+            // look changes the word, so a sleep on it returns at once (no lost wake-up).
+            let seen = self.ch.wake().load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if let Some(v) = attempt(self)? {
+                return Ok(Step::Ready(v));
+            }
+            if !self.ch.is_closed() {
+                return Ok(Step::Empty { seen });
+            }
+            // Every frame published before the close is visible now: one last look (and a last
+            // ring to follow) before reporting the close.
+            if self.ch.ring_next().load(Ordering::Relaxed) != 0 {
+                continue;
+            }
+            if let Some(v) = attempt(self)? {
+                return Ok(Step::Ready(v));
+            }
+            if self.ch.faulted() {
+                return Err(self.truncated());
+            }
+            return Err(self.detach());
+        }
+    }
+
     fn wait_for<T>(
         &mut self,
         timeout: Option<Duration>,
@@ -361,51 +426,10 @@ impl Reader {
         }
         let mut quiet_since = start;
         loop {
-            if self.ch.faulted() {
-                return Err(self.truncated());
-            }
-            if let Some(next) = self.ch.next_ring()? {
-                // The writer moved to a larger ring in the same object. In order mode, first hand
-                // out the frames still unread in this one (it no longer changes), then follow.
-                if !self.latest_only {
-                    if let Some(v) = attempt(self)? {
-                        return Ok(v);
-                    }
-                }
-                self.ch = next;
-                continue;
-            }
-            if self.ch.is_superseded() {
-                // A new writer took the name over from a dead one.
-                if !self.latest_only {
-                    if let Some(v) = attempt(self)? {
-                        return Ok(v);
-                    }
-                }
-                self.reattach(deadline)?;
-                continue;
-            }
-            // SYNC POINT: load the futex word before looking for frames; a publish after the
-            // look changes the word, so the sleep below returns at once (no lost wake-up).
-            let seen = self.ch.wake().load(Ordering::Relaxed);
-            std::sync::atomic::fence(Ordering::Acquire);
-            if let Some(v) = attempt(self)? {
-                return Ok(v);
-            }
-            if self.ch.is_closed() {
-                // Every frame published before the close is visible now: one last look (and a
-                // last ring to follow) before reporting the close.
-                if self.ch.ring_next().load(Ordering::Relaxed) != 0 {
-                    continue;
-                }
-                if let Some(v) = attempt(self)? {
-                    return Ok(v);
-                }
-                if self.ch.faulted() {
-                    return Err(self.truncated());
-                }
-                return Err(self.detach());
-            }
+            let seen = match self.step(deadline, &mut attempt)? {
+                Step::Ready(v) => return Ok(v),
+                Step::Empty { seen } => seen,
+            };
             if !self.spin.is_zero() {
                 let until = Instant::now() + self.spin;
                 while self.ch.wake().load(Ordering::Relaxed) == seen && Instant::now() < until {
@@ -446,6 +470,75 @@ impl Reader {
             }
         }
     }
+
+    /// One look without waiting, for event loops: `Ok(None)` if nothing is ready, and then the
+    /// readiness descriptor ([`Reader::readiness_fd`]) is armed to become readable when something
+    /// is (a frame, a close, a dead writer).
+    fn poll_with<T>(
+        &mut self,
+        mut attempt: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
+    ) -> Result<Option<T>, ReadError> {
+        self.check_process()?;
+        let reg = self.registration()?;
+        reg.clear();
+        if self.detached {
+            self.reattach(Some(Instant::now()))?;
+        }
+        if reg.take_writer_gone() && !self.ch.seg.writer_alive().unwrap_or(true) {
+            return Err(self.detach());
+        }
+        match self.step(Some(Instant::now()), &mut attempt)? {
+            Step::Ready(v) => Ok(Some(v)),
+            Step::Empty { seen } => {
+                reg.arm(&self.ch.seg, crate::layout::off::WAKE, &self.ch.pins, seen);
+                Ok(None)
+            }
+        }
+    }
+
+    fn registration(&mut self) -> Result<Arc<Registration>, ReadError> {
+        if let Some(r) = &self.readiness {
+            return Ok(r.clone());
+        }
+        let r = Registration::new().map_err(|e| ReadError::Io {
+            name: self.ch.name.to_string(),
+            op: "eventfd",
+            source: e,
+        })?;
+        self.readiness = Some(r.clone());
+        Ok(r)
+    }
+
+    /// A file descriptor that becomes readable when this reader may have something to do: after
+    /// [`Reader::try_next`] or [`Reader::try_next_view`] returned `Ok(None)`, it turns readable
+    /// when a frame arrives, the writer closes the channel or dies, or the channel grows. Register
+    /// it with epoll, mio, tokio's `AsyncFd` or asyncio's `add_reader`; call `try_next*` again
+    /// when it is readable (they empty it). One thread per process waits for all readers'
+    /// channels at once (`futex_waitv`), not one per reader.
+    pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, ReadError> {
+        self.registration()?;
+        Ok(self.readiness.as_ref().expect("registered above").fd())
+    }
+
+    /// The next frame (a verified copy) if one is ready now; otherwise `Ok(None)` and the
+    /// readiness descriptor is armed. Never waits. Errors as [`Reader::next`].
+    pub fn try_next(&mut self) -> Result<Option<Frame>, ReadError> {
+        let mut f = Frame::default();
+        Ok(self
+            .poll_with(|r| r.try_copy(&mut f, r.latest_only))?
+            .map(|()| f))
+    }
+
+    /// As [`Reader::try_next`], as a zero-copy view.
+    pub fn try_next_view(&mut self) -> Result<Option<FrameView>, ReadError> {
+        self.poll_with(|r| r.try_view(r.latest_only))
+    }
+}
+
+/// What one look found.
+enum Step<T> {
+    Ready(T),
+    Empty { seen: u32 },
 }
 
 /// A zero-copy frame in shared memory, pinned while it lives; see [`Reader::next_view`].

@@ -1,0 +1,123 @@
+//! Async reading with tokio (feature `tokio`): the reader's readiness descriptor
+//! ([`Reader::readiness_fd`]) registered with tokio's reactor, so that one runtime thread can read
+//! any number of channels. No thread per reader and no busy loop: the process's waker thread
+//! (`futex_waitv`) makes the descriptor readable when a channel has news.
+
+use crate::error::ReadError;
+use crate::frame::Frame;
+use crate::reader::{FrameView, Reader};
+use rustix::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::unix::AsyncFd;
+
+/// The reader's readiness descriptor, registered with the tokio runtime it is first used in.
+pub(crate) type AsyncReadiness = Arc<AsyncFd<OwnedFd>>;
+
+fn io_err(r: &Reader, e: std::io::Error) -> ReadError {
+    ReadError::Io {
+        name: r.name().to_string(),
+        op: "tokio AsyncFd",
+        source: rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+    }
+}
+
+impl Reader {
+    fn async_readiness(&mut self) -> Result<AsyncReadiness, ReadError> {
+        if let Some(a) = &self.aio {
+            return Ok(a.clone());
+        }
+        let fd = self
+            .readiness_fd()?
+            .try_clone_to_owned()
+            .map_err(|e| io_err(self, e))?;
+        // SAFETY: `fd` is an `OwnedFd` (a duplicate of the readiness eventfd, non-blocking) that
+        // the `AsyncFd` owns and never replaces or closes while it is registered.
+        #[allow(unsafe_code)]
+        let a = unsafe { AsyncFd::register(fd) };
+        let a = Arc::new(a.map_err(|e| io_err(self, e.into()))?);
+        self.aio = Some(a.clone());
+        Ok(a)
+    }
+
+    async fn next_with<T>(
+        &mut self,
+        mut look: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
+    ) -> Result<T, ReadError> {
+        let fd = self.async_readiness()?;
+        loop {
+            if let Some(v) = look(self)? {
+                return Ok(v);
+            }
+            // Readiness is cleared before the next look, so a wake-up that arrives after the look
+            // is never lost.
+            let mut g = fd.readable().await.map_err(|e| io_err(self, e))?;
+            g.clear_ready();
+        }
+    }
+
+    /// Waits (asynchronously) for the next frame and returns a verified copy. Cancel-safe: a
+    /// dropped future leaves nothing pinned. Errors as [`Reader::next`]; a timeout is
+    /// `tokio::time::timeout` around it.
+    pub async fn next_async(&mut self) -> Result<Frame, ReadError> {
+        self.next_with(Reader::try_next).await
+    }
+
+    /// As [`Reader::next_async`], as a zero-copy view.
+    pub async fn next_view_async(&mut self) -> Result<FrameView, ReadError> {
+        self.next_with(Reader::try_next_view).await
+    }
+
+    /// The channel's frames as a `Stream` (verified copies), ending when the writer closes the
+    /// channel; a dead writer is an error item ([`ReadError::WriterGone`]).
+    pub fn frames(&mut self) -> Frames<'_> {
+        Frames {
+            reader: self,
+            done: false,
+        }
+    }
+}
+
+/// A stream of frames; see [`Reader::frames`].
+pub struct Frames<'r> {
+    reader: &'r mut Reader,
+    done: bool,
+}
+
+impl futures_core::Stream for Frames<'_> {
+    type Item = Result<Frame, ReadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let fd = match this.reader.async_readiness() {
+            Ok(fd) => fd,
+            Err(e) => return Poll::Ready(Some(Err(e))),
+        };
+        loop {
+            match this.reader.try_next() {
+                Ok(Some(f)) => return Poll::Ready(Some(Ok(f))),
+                Ok(None) => {}
+                Err(ReadError::Closed { .. }) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+            match fd.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(mut g)) => g.clear_ready(),
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(io_err(this.reader, e)))),
+            }
+        }
+    }
+}
+
+impl futures_core::stream::FusedStream for Frames<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}

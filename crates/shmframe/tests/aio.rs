@@ -1,0 +1,185 @@
+//! Async reading with tokio (feature `tokio`): one runtime thread reads many channels written by
+//! other processes, through the readiness descriptor and the process's waker thread.
+#![cfg(feature = "tokio")]
+
+mod common;
+
+use common::*;
+use futures_core::Stream;
+use shmframe::{ReadError, Reader};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// The tests of this file run one at a time: the idle test measures the process's CPU time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The next item of a stream.
+async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+}
+
+/// 64 writer processes, one current-thread runtime: every frame of every channel from the one the
+/// reader attached at, in order, and each stream ends with the close.
+#[test]
+fn one_thread_reads_64_channels_in_order() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    const N: usize = 64;
+    const FRAMES: u64 = 60;
+    let guards: Vec<Guard> = (0..N).map(|i| Guard::new(&format!("aio{i}"))).collect();
+    let mut readers: Vec<Reader> = Vec::new();
+    let mut writers = Vec::new();
+    for g in &guards {
+        let frames = FRAMES.to_string();
+        let w = peer(&[
+            "write", &g.name, "--frames", &frames, "--fps", "20", "--shape", "8x8x1",
+        ]);
+        w.wait_stderr("writer ready");
+        readers.push(Reader::open_wait(&g.name, LONG).unwrap());
+        writers.push(w);
+    }
+    let rt = runtime();
+    let got = rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut r in readers {
+            tasks.spawn(async move {
+                let mut got = Vec::new();
+                let mut s = r.frames();
+                while let Some(f) = next(&mut s).await {
+                    let f = f.expect("a frame");
+                    assert!(is_pattern(f.index, &f.data), "frame {} torn", f.index);
+                    got.push(f.index);
+                }
+                got
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(got) = tasks.join_next().await {
+            all.push(got.unwrap());
+        }
+        all
+    });
+    assert_eq!(got.len(), N);
+    for g in got {
+        let first = *g.first().expect("frames");
+        assert_eq!(
+            g,
+            (first..FRAMES).collect::<Vec<_>>(),
+            "every frame, in order"
+        );
+    }
+    for mut w in writers {
+        assert!(w.wait().success());
+    }
+    for g in &guards {
+        assert!(g.leftovers().is_empty());
+    }
+}
+
+/// A `kill -9`ed writer ends the reader's await with `WriterGone` within a second.
+#[test]
+fn killed_writer_ends_the_await() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = Guard::new("aiokill");
+    let n = g.name.clone();
+    let mut w = peer(&["write", &n, "--fps", "20", "--shape", "4x4x1"]);
+    w.wait_stderr("writer ready");
+    let mut r = Reader::open_wait(&n, LONG).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        for _ in 0..3 {
+            let f = r.next_async().await.unwrap();
+            assert!(is_pattern(f.index, &f.data));
+        }
+        let killed = {
+            w.kill9();
+            Instant::now()
+        };
+        let e = tokio::time::timeout(Duration::from_secs(5), r.next_async())
+            .await
+            .expect("the await ends");
+        assert!(matches!(e, Err(ReadError::WriterGone { .. })), "{e:?}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            killed.elapsed()
+        );
+    });
+}
+
+/// A cancelled await (a timeout) leaves nothing pinned: with a one-slot channel the writer can
+/// still publish every frame afterwards.
+#[test]
+fn cancelled_await_leaves_no_pin() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = Guard::new("aiocancel");
+    let n = g.name.as_str();
+    let mut w = shmframe::Writer::create(n, shmframe::WriterOptions::new().slots(1)).unwrap();
+    let mut r = Reader::open(n).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        for _ in 0..20 {
+            let t = tokio::time::timeout(Duration::from_millis(5), r.next_view_async()).await;
+            assert!(t.is_err(), "nothing was published yet");
+        }
+    });
+    for i in 0..10u64 {
+        assert_eq!(
+            w.write(shmframe::DType::U8, &[4], &pattern_frame(i, 4))
+                .unwrap(),
+            i
+        );
+    }
+    rt.block_on(async {
+        let v = r.next_view_async().await.unwrap();
+        assert!(is_pattern(v.index, v.data()));
+    });
+    w.close().unwrap();
+}
+
+/// Waiting on 64 silent channels costs (next to) no CPU: the waker thread sleeps in the kernel.
+#[test]
+fn waiting_on_silent_channels_is_idle() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let guards: Vec<Guard> = (0..64)
+        .map(|i| Guard::new(&format!("aioidle{i}")))
+        .collect();
+    let writers: Vec<_> = guards
+        .iter()
+        .map(|g| shmframe::Writer::create(&g.name, shmframe::WriterOptions::new()).unwrap())
+        .collect();
+    let readers: Vec<Reader> = guards
+        .iter()
+        .map(|g| Reader::open(&g.name).unwrap())
+        .collect();
+    let rt = runtime();
+    let cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let (used, wall) = rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut r in readers {
+            tasks.spawn(async move { r.next_async().await.map(|f| f.index) });
+        }
+        // Let every task arm its reader, then measure a quiet second.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (c0, t0) = (cpu(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let used = (cpu() - c0, t0.elapsed());
+        assert!(tasks.try_join_next().is_none(), "no frame was published");
+        tasks.abort_all();
+        used
+    });
+    assert!(
+        used.as_secs_f64() < 0.01 * wall.as_secs_f64(),
+        "{used:?} of CPU in {wall:?} waiting on silent channels"
+    );
+    drop(writers);
+}
