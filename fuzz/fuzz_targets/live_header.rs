@@ -1,6 +1,6 @@
-//! A live channel whose header and slot headers are scribbled on, byte by fuzz-chosen byte,
-//! through a second read-write mapping by another thread while a writer publishes and a reader
-//! reads (copies, views, latest). The writer and reader must answer (frames or errors), never
+//! A live channel whose header, ring header, slot headers and pin table are scribbled on, byte by
+//! fuzz-chosen byte, through a second read-write mapping by another thread while a writer
+//! publishes and a reader reads (copies, views, latest). The writer and reader must answer (frames or errors), never
 //! crash or hang.
 #![no_main]
 
@@ -77,14 +77,31 @@ fuzz_target!(|data: &[u8]| {
         .metadata::<fuzz_open::FuzzMeta>();
     let mut w = Writer::create(&name, opts).expect("create");
     let map = Mapping::new(&path);
+    let pins_path = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|f| f.starts_with(&format!("shmframe-pins.{name}.")))
+        .map(|f| format!("/dev/shm/{f}"))
+        .expect("the pin table");
+    let pins = Mapping::new(&pins_path);
     let mut r = Reader::open(&name).expect("open");
-    // Patches aim at the header and the two slot headers (offsets folded into those regions).
-    let regions = [(0usize, 256usize), (4096, 128), (8192, 128)];
+    // Patches aim at the header, the ring header, the two slot headers and the pin table's
+    // header and first entries (offsets folded into those regions); `None`: the pin table.
+    let regions = [
+        (Some(0usize), 256usize),
+        (Some(4096), 128),
+        (Some(8192), 128),
+        (Some(12288), 128),
+        (None, 256),
+    ];
     std::thread::scope(|s| {
         s.spawn(|| {
             for p in data.chunks_exact(3) {
                 let (start, len) = regions[p[0] as usize % regions.len()];
-                map.poke((start + p[1] as usize % len).min(map.len - 1), p[2]);
+                match start {
+                    Some(start) => map.poke((start + p[1] as usize % len).min(map.len - 1), p[2]),
+                    None => pins.poke(p[1] as usize % len, p[2]),
+                }
                 std::thread::yield_now();
             }
         });
@@ -108,6 +125,7 @@ fuzz_target!(|data: &[u8]| {
     });
     drop(r);
     drop(map);
+    drop(pins);
     let _ = w.close();
     let _ = std::fs::remove_file(&path);
 });

@@ -15,6 +15,12 @@ shmframe::metadata! {
 pub fn open_bytes(name: &str, bytes: &[u8]) {
     let path = format!("/dev/shm/shmframe.{name}");
     std::fs::write(&path, bytes).expect("write the object in /dev/shm");
+    // The pin table of whatever lineage the bytes claim, so that readers get past opening.
+    let lineage = bytes
+        .get(16..24)
+        .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")));
+    let pins_path = format!("/dev/shm/shmframe-pins.{name}.{lineage:016x}");
+    std::fs::write(&pins_path, pin_table(lineage)).expect("write the pin table in /dev/shm");
     let _ = channels::inspect(name);
     if let Ok(mut r) = Reader::open(name) {
         let _ = r.next(Some(Duration::ZERO)).map(|f| f.data.len());
@@ -28,6 +34,18 @@ pub fn open_bytes(name: &str, bytes: &[u8]) {
         let _ = (r.writer_alive(), r.frames_published(), r.schema().cloned());
     }
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&pins_path);
+}
+
+/// An empty pin table of `lineage` (`docs/protocol.md` §2.4).
+pub fn pin_table(lineage: u64) -> Vec<u8> {
+    use shmframe::layout::{LAYOUT_VERSION, PINS_MAGIC, PINS_SIZE, PIN_ENTRIES};
+    let mut b = vec![0u8; PINS_SIZE as usize];
+    b[..8].copy_from_slice(&PINS_MAGIC);
+    b[8..12].copy_from_slice(&LAYOUT_VERSION.to_ne_bytes());
+    b[12..16].copy_from_slice(&PIN_ENTRIES.to_ne_bytes());
+    b[16..24].copy_from_slice(&lineage.to_ne_bytes());
+    b
 }
 
 /// The bytes of a valid channel: 2 slots, a metadata schema, two frames of 4×4×3 u8.
