@@ -1,9 +1,9 @@
 //! Listing, inspecting and removing channels (what `shmframe ls/info/rm` show).
 
-use crate::channel::Channel;
 use crate::error::{Errno, OpenError, RemoveError};
 use crate::frame::{DType, Schema};
 use crate::layout::{off, STATE_CLOSED, STATE_OPEN};
+use crate::mapped::Channel;
 use crate::name::{Name, OBJECT_PREFIX, SHM_DIR};
 use crate::ring;
 use crate::segment::{self, Segment};

@@ -29,12 +29,12 @@
 
 #[cfg(feature = "tokio")]
 mod aio;
-mod channel;
 pub mod channels;
 pub mod error;
 mod fork;
 mod frame;
 mod guard;
+mod mapped;
 // The layout and the lock-free core are public for the benchmarks, the fuzz targets and other
 // implementations of the protocol to check themselves against; they are not part of the API's
 // semver promise (docs/protocol.md is the contract).

@@ -1,11 +1,11 @@
 //! The reader: attaches by name, receives frames verified against the slot stamps, waits on the
 //! shared futex, notices a dead writer, and follows the channel when it grows or is taken over.
 
-use crate::channel::Channel;
 use crate::error::MetaError;
 use crate::error::{OpenError, ReadError};
 use crate::frame::{decode_meta, DType, Element, Frame, Metadata, Schema};
 use crate::layout::PIN_ENTRIES;
+use crate::mapped::Channel;
 use crate::name::Name;
 use crate::pins::Entry;
 use crate::readiness::Registration;

@@ -1,10 +1,10 @@
 //! The writer: creates a channel, publishes frames without ever waiting for readers.
 
-use crate::channel::Channel;
 use crate::error::{CreateError, Errno, WriteError};
 use crate::frame::{frame_len, DType, Element, Metadata, Schema};
 use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
 use crate::layout::{HEADER_REGION, PIN_ENTRIES, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
+use crate::mapped::Channel;
 use crate::name::Name;
 use crate::pins::Pins;
 use crate::ring;

@@ -521,19 +521,17 @@ fn reader_locks_cannot_fake_a_live_writer() {
         w.wait_stderr("writer ready");
         let f = open_ro(n);
         if variant == "flock" {
-            // SAFETY: a valid descriptor.
-            assert_eq!(
-                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) },
-                0
-            );
+            // SAFETY: `f` is an open descriptor that outlives the call.
+            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+            assert_eq!(r, 0);
         }
         // A read lock cannot be taken while the writer holds its lock…
-        assert!(!ofd_lock_byte0(&f, libc::F_RDLCK as i32));
+        assert!(!ofd_lock_byte0(&f, libc::F_RDLCK));
         assert!(channels::inspect(n).unwrap().writer_alive);
         w.kill9();
         if variant == "ofd" {
             // …but once it is dead it can, and must not look like a writer.
-            assert!(ofd_lock_byte0(&f, libc::F_RDLCK as i32));
+            assert!(ofd_lock_byte0(&f, libc::F_RDLCK));
         }
         assert!(!channels::inspect(n).unwrap().writer_alive, "{variant}");
         let mut nw = match Writer::create(n, WriterOptions::new()) {

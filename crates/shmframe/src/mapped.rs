@@ -1,5 +1,5 @@
-//! A mapped, validated channel: the header checked once, the current ring, and the slot operations
-//! readers and the writer share (one home for the slot description on both sides).
+//! A mapped, validated channel (`Channel`): the header checked once, the current ring, and the slot
+//! operations readers and the writer share (one home for the slot description on both sides).
 
 use crate::error::{Errno, OpenError};
 use crate::frame::{frame_len, DType, Schema};
