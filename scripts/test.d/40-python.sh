@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
 need_venv
-need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc || exit 1
+need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc pillow || exit 1
 
 # The cross-language tests drive the debug build of the `shmframe` command.
 cargo build -q -p shmframe-cli $CLI_FEATURES || exit 1

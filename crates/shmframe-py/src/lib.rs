@@ -702,6 +702,80 @@ impl PyReader {
         r.set_latest_only(latest_only);
         Ok(())
     }
+
+    /// The readiness descriptor (an eventfd) for event loops: it turns readable when
+    /// `_try_read`/`_try_view` may find something after they returned None. It belongs to the
+    /// reader and stays open (the same number) until the reader is closed.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        use std::os::fd::AsRawFd;
+        let mut st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_mut()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        Ok(r.readiness_fd().map_err(read_err)?.as_raw_fd())
+    }
+
+    /// As `read()` if a frame is ready now, else None (and the descriptor is armed); never waits.
+    fn _try_read<'py>(&self, py: Python<'py>) -> PyResult<Option<FrameTuple<'py>>> {
+        match self.try_view_now(py)? {
+            Some(view) => Ok(Some(copied_tuple(py, view)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// As `view()` if a frame is ready now, else None (and the descriptor is armed); never waits.
+    fn _try_view<'py>(&self, py: Python<'py>) -> PyResult<Option<FrameTuple<'py>>> {
+        match self.try_view_now(py)? {
+            Some(view) => Ok(Some(owned_tuple(py, view)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl PyReader {
+    /// `try_next_view` on the open reader.
+    fn try_view_now(&self, py: Python<'_>) -> PyResult<Option<FrameView>> {
+        let mut st = lock(&self.state, py);
+        let r = st
+            .reader
+            .as_mut()
+            .ok_or_else(|| closed_err("reader", &self.name))?;
+        r.try_next_view().map_err(read_err)
+    }
+}
+
+/// A view copied once into a new ndarray, then unpinned (what `read()` returns).
+fn copied_tuple(py: Python<'_>, view: FrameView) -> PyResult<FrameTuple<'_>> {
+    // SAFETY: no data pointer: NumPy allocates the array.
+    let array = unsafe { new_array(py, view.dtype, &view.shape, None, true, None)? };
+    let len = view.data().len();
+    // SAFETY: `array` is a fresh C-contiguous ndarray of the view's shape and dtype, exactly
+    // `len` bytes, that nothing else references yet.
+    let dst = unsafe {
+        (*array.as_ptr().cast::<npyffi::PyArrayObject>())
+            .fields
+            .data
+    } as usize;
+    py.detach(|| {
+        let src = view.data();
+        // SAFETY: `dst` is valid for `len` bytes (above) and does not overlap shared memory.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, len) };
+    });
+    let meta = meta_bytes(py, &view.meta);
+    Ok((array, meta, view.index, view.timestamp_ns, view.missed))
+}
+
+/// A read-only zero-copy ndarray over a view, which becomes its base (what `view()` returns).
+fn owned_tuple(py: Python<'_>, view: FrameView) -> PyResult<FrameTuple<'_>> {
+    let owner = Bound::new(py, ViewOwner { view })?;
+    let v = &owner.get().view;
+    let (dtype, shape, data) = (v.dtype, v.shape.clone(), v.data().as_ptr().cast_mut());
+    let (meta, index, ts, missed) = (meta_bytes(py, &v.meta), v.index, v.timestamp_ns, v.missed);
+    // SAFETY: `data` points at the view's bytes, which stay mapped and unchanged (the slot is
+    // pinned) while `owner` lives; `owner` becomes the array's base; the array is read-only.
+    let array = unsafe { new_array(py, dtype, &shape, Some(data), false, Some(owner.into_any()))? };
+    Ok((array, meta, index, ts, missed))
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the clock of `Frame.timestamp_ns` (same as

@@ -20,6 +20,7 @@ to Python on Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 from typing import Any, Iterator, Optional, Sequence, Type
 
@@ -364,3 +365,123 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"<shmframe.Reader {self._name!r}{' closed' if self.closed else ''}>"
+
+    # asyncio: the same reads without blocking the event loop. A coroutine looks for a frame
+    # (`_try_read`/`_try_view` never wait; finding nothing arms the readiness descriptor), and
+    # otherwise waits for `fileno()` to turn readable with `loop.add_reader`. One thread in the
+    # process waits for every armed channel at once, so one event loop reads any number of
+    # channels with no thread per reader and no polling.
+
+    _awaited = False
+
+    def fileno(self) -> int:
+        """The reader's readiness descriptor (an eventfd), for event loops and ``select``: it
+        turns readable when the reader may have something to do (a frame, a close, a dead
+        writer) after a non-blocking look found nothing. :meth:`aread`, :meth:`aview` and
+        ``async for`` use it; it stays open, with the same number, until :meth:`close`."""
+        return self._r.fileno()
+
+    async def aread(self, timeout: Optional[float] = None) -> Frame:
+        """:meth:`read` for asyncio: awaits the next frame (a copy) without blocking the loop.
+
+        ``timeout`` as in :meth:`read` (raises :class:`Timeout`); ``asyncio.timeout()`` or
+        ``asyncio.wait_for()`` around it work too (cancellation is safe: nothing is consumed or
+        pinned by a cancelled await).
+
+        :raises Timeout: nothing arrived in time.
+        :raises WriterGone: the writer died (or :class:`ChannelClosed`: it closed the channel).
+        """
+        array, raw, index, ts, missed = await self._await_frame(self._r._try_read, timeout)
+        return Frame(array, self._meta(raw), index, ts, missed)
+
+    def aview(self, timeout: Optional[float] = None) -> "AsyncView":
+        """:meth:`view` for asyncio, as an async context manager::
+
+            async with r.aview() as frame:
+                process(frame.array)          # read-only, zero-copy, pinned until the block ends
+
+        Waits like :meth:`aread`; see :class:`FrameView` for the array after the block.
+        """
+        return AsyncView(self, timeout)
+
+    def __aiter__(self) -> "Reader":
+        return self
+
+    async def __anext__(self) -> Frame:
+        """``async for frame in reader``: :meth:`aread` forever; stops when the writer closes
+        the channel; raises :class:`WriterGone` if the writer dies."""
+        try:
+            return await self.aread()
+        except ChannelClosed:
+            raise StopAsyncIteration from None
+
+    async def _await_frame(self, look: Any, timeout: Optional[float]) -> Any:
+        """Calls ``look`` (``_try_read``/``_try_view``) until it returns a frame tuple, waiting
+        for the readiness descriptor in between."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = None
+        if timeout is not None:
+            t = float(timeout)
+            if not 0 <= t < float("inf"):
+                raise ValueError(f"timeout must be a number of seconds ≥ 0 or None, not {timeout}")
+            deadline = start + t
+        got = look()
+        if got is not None:
+            return got
+        if self._awaited:
+            raise Error(
+                f"another task is already awaiting reader of channel `{self._name}`: use one "
+                "Reader per task (or share the frames it reads)"
+            )
+        fd = self._r.fileno()
+        self._awaited = True
+        try:
+            while True:
+                if deadline is not None and loop.time() >= deadline:
+                    raise Timeout(
+                        f"no frame on channel `{self._name}` within {loop.time() - start:.3f} s "
+                        f"(writer pid {self._r.writer_pid} is alive but not publishing)"
+                    )
+                woken = loop.create_future()
+                loop.add_reader(fd, _wake, woken)
+                timer = None if deadline is None else loop.call_at(deadline, _wake, woken)
+                try:
+                    await woken
+                finally:
+                    loop.remove_reader(fd)
+                    if timer is not None:
+                        timer.cancel()
+                got = look()
+                if got is not None:
+                    return got
+        finally:
+            self._awaited = False
+
+
+def _wake(woken: "asyncio.Future[None]") -> None:
+    if not woken.done():
+        woken.set_result(None)
+
+
+class AsyncView:
+    """Async context manager returned by :meth:`Reader.aview`; entering it awaits the next frame
+    and yields it as a :class:`FrameView`, released when the block ends."""
+
+    def __init__(self, reader: Reader, timeout: Optional[float]) -> None:
+        self._reader = reader
+        self._timeout = timeout
+        self._view: Optional[FrameView] = None
+
+    async def __aenter__(self) -> FrameView:
+        if self._view is not None:
+            raise Error("this aview() is already entered; call Reader.aview() again")
+        r = self._reader
+        array, raw, index, ts, missed = await r._await_frame(r._r._try_view, self._timeout)
+        self._view = FrameView(array, r._meta(raw), index, ts, missed)
+        return self._view
+
+    async def __aexit__(self, *exc: Any) -> None:
+        view, self._view = self._view, None
+        if view is not None:
+            view.release()
