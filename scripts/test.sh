@@ -2,22 +2,32 @@
 # Runs every test of the project: formatting, lints, the Rust suites, then each part in
 # scripts/test.d/ (Python, window under Xvfb, namespaces, loom, fuzzing, …). This is the README's
 # test command and what CI runs. It installs what it needs (apt packages, a .venv) by itself.
+# A step that exits 77 is counted as skipped (its environment is missing; a part fails instead
+# when CI=true).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 passed=0
 failed=0
+skipped=0
 failures=()
+skips=()
+started=$SECONDS
 step() {
   local title="$1"
   shift
   echo
   echo "=== $title"
-  local t0=$SECONDS
-  if "$@"; then
+  local t0=$SECONDS rc=0
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then
     passed=$((passed + 1))
     echo "=== ok: $title ($((SECONDS - t0)) s)"
+  elif [ "$rc" -eq 77 ]; then
+    skipped=$((skipped + 1))
+    skips+=("$title")
+    echo "=== skipped: $title ($((SECONDS - t0)) s)"
   else
     failed=$((failed + 1))
     failures+=("$title")
@@ -54,6 +64,9 @@ else
 fi
 
 echo
+[ ${#skips[@]} -gt 0 ] && printf 'skipped step: %s\n' "${skips[@]}"
 [ ${#failures[@]} -gt 0 ] && printf 'failed step: %s\n' "${failures[@]}"
-echo "steps: $passed passed, $failed failed"
+echo "steps: $passed passed, $failed failed, $skipped skipped"
+total=$((SECONDS - started))
+echo "total: $((total / 60)) min $((total % 60)) s"
 [ "$failed" -eq 0 ]

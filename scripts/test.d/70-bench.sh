@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke run of `shmframe bench`: every row (shmframe, iceoryx2, the article's protocol, a Unix
-# socket, memcpy) and the fan-out run end to end between real processes, output into a temporary
-# directory. No timing is asserted; the command itself fails on any torn frame or failed row.
+# socket, memcpy, the shmframe writer's fill bound) and the fan-out run end to end between real
+# processes, output into a temporary directory. No timing is asserted; the command itself fails
+# on any torn frame or failed row.
 set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -16,7 +17,7 @@ smoke() {
   timeout 85 "$bin" bench --smoke --out "$out" >"$out/stdout.md" || return 1
   # Every transport produced a row without an error, and the report files exist.
   for row in "| shmframe | zero-copy" "| shmframe | copy-out" "| iceoryx2 |" "| article (seed) |" \
-    "| unix socket |" "| memcpy cold |"; do
+    "| unix socket |" "| memcpy warm |" "| memcpy cold |" "| shmframe fill bound |"; do
     grep -qF "$row" "$out/stdout.md" || { echo "missing row: $row"; return 1; }
   done
   ! grep -q "error:" "$out/stdout.md" || return 1

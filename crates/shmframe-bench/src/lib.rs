@@ -1,6 +1,7 @@
 //! The benchmark behind `shmframe bench`: shmframe next to iceoryx2, the article's protocol
 //! (`NAME-meta` + `NAME` + a POSIX semaphore), a Unix domain socket and `memcpy`, between two
-//! processes, for payloads from 64 bytes to 3840x2160x3.
+//! processes, for payloads from 64 bytes to 3840x2160x3, with the shmframe writer's own bound
+//! (the writer alone, no reader) as a row of its own.
 //!
 //! Interface used by a binary: embed [`BenchArgs`] as its `bench` subcommand and call [`run`].
 //! The benchmark starts its peer processes by re-running the current executable as
@@ -8,7 +9,9 @@
 //! `shmframe` binary does; so does this crate's `examples/bench.rs`).
 //!
 //! How each number is measured is written in `docs/benchmarks.md` and in the report itself.
+#![forbid(unsafe_code)]
 
+mod judge;
 mod memcpy;
 mod pattern;
 mod peer;

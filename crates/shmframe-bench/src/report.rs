@@ -14,6 +14,8 @@ pub enum Kind {
     Peer(Transport, ReadMode, WaitMode),
     /// memcpy in one process.
     Memcpy { cold: bool },
+    /// A shmframe writer alone (no reader): `Writer::loan`, fill, stamp, `publish` at full rate.
+    FillBound,
 }
 
 /// One line of the main table.
@@ -22,8 +24,8 @@ pub struct Row {
     pub kind: Kind,
     pub payload: &'static str,
     pub bytes: usize,
-    /// p50, p99, p99.9, ns (paced run).
-    pub lat: [u64; 3],
+    /// p50, p99, p99.9, ns (paced run; memcpy: one copy). `None`: not measured (fill bound).
+    pub lat: Option<[u64; 3]>,
     /// Frames in the paced run and the pause between them.
     pub lat_frames: u64,
     pub period_us: u64,
@@ -102,7 +104,7 @@ fn measure_peer(
         kind: Kind::Peer(t, r, w),
         payload,
         bytes,
-        lat: [0; 3],
+        lat: None,
         lat_frames,
         period_us,
         fps: 0.0,
@@ -119,7 +121,7 @@ fn measure_peer(
         paced.frames = lat_frames;
         paced.seconds = 1e9;
         let (_, rs) = run_peers(&paced).context("paced run")?;
-        row.lat = rs[0].lat_ns;
+        row.lat = Some(rs[0].lat_ns);
         row.missed += rs[0].missed;
         row.torn += rs[0].torn;
         sleep_between_runs();
@@ -141,6 +143,39 @@ fn measure_peer(
             read_label(r),
             wait_label(t, w)
         ));
+    }
+    sleep_between_runs();
+    row
+}
+
+/// The writer's own bound: the shmframe writer peer at full rate with no reader attached, so
+/// nothing but its `Writer::loan` + fill + stamp + `publish` limits its frames/s.
+fn measure_fill(payload: &'static str, bytes: usize, b: Budget) -> Row {
+    let mut row = Row {
+        kind: Kind::FillBound,
+        payload,
+        bytes,
+        lat: None,
+        lat_frames: 0,
+        period_us: 0,
+        fps: 0.0,
+        cpu_w_us: None,
+        cpu_r_us: None,
+        missed: 0,
+        torn: 0,
+        verdict: String::new(),
+        error: None,
+    };
+    let mut s = spec(Transport::Shmframe, ReadMode::View, WaitMode::Sleep, bytes);
+    s.readers = 0;
+    s.seconds = b.full_secs;
+    match run_peers(&s) {
+        Ok((wr, _)) => {
+            // First publish to last: the writer's own rate, as the fan-out table counts it.
+            row.fps = wr.frames as f64 * 1e9 / wr.wall_ns.max(1) as f64;
+            row.cpu_w_us = Some(wr.cpu_ns as f64 / 1e3 / wr.frames.max(1) as f64);
+        }
+        Err(e) => row.error = Some(format!("shmframe fill bound {payload}: {e:#}")),
     }
     sleep_between_runs();
     row
@@ -193,7 +228,7 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
                 kind: Kind::Memcpy { cold },
                 payload,
                 bytes,
-                lat: c.lat_ns,
+                lat: Some(c.lat_ns),
                 lat_frames: 0,
                 period_us: 0,
                 fps: c.per_s,
@@ -204,6 +239,9 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
                 verdict: String::new(),
                 error: None,
             });
+        }
+        if args.only.is_empty() || args.only.contains(&Transport::Shmframe) {
+            rows.push(measure_fill(payload, bytes, b));
         }
         let period = pace_us(cold_p50);
         for c in combos(&args.only) {
@@ -217,7 +255,7 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
             fan.push(measure_fan(n, b));
         }
     }
-    judge(&mut rows);
+    crate::judge::judge(&mut rows);
     let mut command = String::from("shmframe bench");
     if args.quick {
         command.push_str(" --quick");
@@ -254,78 +292,7 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
     })
 }
 
-fn find(rows: &[Row], kind: Kind, payload: &str) -> Option<Row> {
-    rows.iter()
-        .find(|r| r.kind == kind && r.payload == payload && r.error.is_none())
-        .cloned()
-}
-
-fn mark(ok: bool) -> &'static str {
-    if ok {
-        "✓"
-    } else {
-        "✗"
-    }
-}
-
-/// Fills the verdict column of shmframe's rows.
-fn judge(rows: &mut [Row]) {
-    let snapshot = rows.to_vec();
-    for row in rows.iter_mut() {
-        let Kind::Peer(Transport::Shmframe, read, wait) = row.kind else {
-            continue;
-        };
-        if row.error.is_some() {
-            continue;
-        }
-        let mut v = Vec::new();
-        if read == ReadMode::View {
-            if let Some(ice) = find(
-                &snapshot,
-                Kind::Peer(Transport::Iceoryx2, ReadMode::View, wait),
-                row.payload,
-            ) {
-                let ok = row.lat[0] <= ice.lat[0];
-                v.push(format!(
-                    "{} p50 ≤ iceoryx2 ({})",
-                    mark(ok),
-                    us(ice.lat[0] as f64)
-                ));
-            }
-        }
-        if row.payload == PAYLOADS[2].0 {
-            if read == ReadMode::Copy {
-                let cold = find(&snapshot, Kind::Memcpy { cold: true }, row.payload);
-                let warm = find(&snapshot, Kind::Memcpy { cold: false }, row.payload);
-                if let (Some(cold), Some(warm), Some(cpu_us)) = (cold, warm, row.cpu_r_us) {
-                    // The reader's verified copy-out speed: frames per second of its CPU time.
-                    let read_fps = 1e6 / cpu_us.max(1e-9);
-                    let (rc, rw) = (read_fps / cold.fps, read_fps / warm.fps);
-                    v.push(format!(
-                        "{} read {rc:.2}× memcpy cold, {rw:.2}× warm (≥ 0.8 cold)",
-                        mark(rc >= 0.8)
-                    ));
-                }
-            }
-            if let Some(seed) = find(
-                &snapshot,
-                Kind::Peer(Transport::Seed, ReadMode::Copy, WaitMode::Sleep),
-                row.payload,
-            ) {
-                let want = if read == ReadMode::View { 100.0 } else { 5.0 };
-                let ratio = row.fps / seed.fps.max(1e-9);
-                v.push(format!(
-                    "{} {ratio:.1}× article (≥ {want}×)",
-                    mark(ratio >= want)
-                ));
-            }
-        }
-        v.push(format!("{} torn = 0", mark(row.torn == 0)));
-        row.verdict = v.join("; ");
-    }
-}
-
-fn us(ns: f64) -> String {
+pub(crate) fn us(ns: f64) -> String {
     let u = ns / 1e3;
     if u >= 100.0 {
         format!("{u:.0}")
@@ -359,7 +326,12 @@ fn row_labels(k: Kind) -> (String, &'static str, &'static str) {
         Kind::Peer(t, r, w) => (t.label().to_string(), read_label(r), wait_label(t, w)),
         Kind::Memcpy { cold: false } => ("memcpy warm".into(), "—", "—"),
         Kind::Memcpy { cold: true } => ("memcpy cold".into(), "—", "—"),
+        Kind::FillBound => ("shmframe fill bound".into(), "—", "—"),
     }
+}
+
+fn opt_ns(v: Option<u64>) -> String {
+    v.map_or("—".into(), |n| us(n as f64))
 }
 
 fn opt_us(v: Option<f64>) -> String {
@@ -401,22 +373,22 @@ impl Report {
                 s,
                 "| {t} | {rd} | {w} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} |",
                 r.payload,
-                us(r.lat[0] as f64),
-                us(r.lat[1] as f64),
-                us(r.lat[2] as f64),
+                opt_ns(r.lat.map(|l| l[0])),
+                opt_ns(r.lat.map(|l| l[1])),
+                opt_ns(r.lat.map(|l| l[2])),
                 r.fps,
                 r.fps * r.bytes as f64 / 1e9,
                 opt_us(r.cpu_w_us),
                 opt_us(r.cpu_r_us),
-                if matches!(r.kind, Kind::Memcpy { .. }) {
-                    "—".into()
-                } else {
+                if matches!(r.kind, Kind::Peer(..)) {
                     r.missed.to_string()
-                },
-                if matches!(r.kind, Kind::Memcpy { .. }) {
-                    "—".into()
                 } else {
+                    "—".into()
+                },
+                if matches!(r.kind, Kind::Peer(..)) {
                     r.torn.to_string()
+                } else {
+                    "—".into()
                 },
                 r.verdict
             );
@@ -614,6 +586,7 @@ pub fn plot(rep: &Report, path: &Path) -> Result<()> {
         RGBColor(44, 160, 44),
         RGBColor(80, 80, 80),
         RGBColor(160, 160, 160),
+        RGBColor(227, 119, 194),
     ];
     let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -628,7 +601,7 @@ pub fn plot(rep: &Report, path: &Path) -> Result<()> {
         if r.error.is_some() {
             return None;
         }
-        let v = if lat { r.lat[0] as f64 / 1e3 } else { r.fps };
+        let v = if lat { r.lat?[0] as f64 / 1e3 } else { r.fps };
         (v > 0.0).then_some(v)
     };
     for (panel, lat) in panels.iter().zip([true, false]) {

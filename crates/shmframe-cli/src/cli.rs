@@ -166,7 +166,8 @@ pub struct InfoArgs {
 #[derive(Args, Debug, Clone)]
 #[command(override_usage = "shmframe rm NAME...\n       shmframe rm --stale")]
 pub struct RmArgs {
-    /// Channel names to remove.
+    /// Channel names to remove, or entries as `shmframe ls` lists them (/dev/shm/shmframe.…,
+    /// with its escapes for names that are not UTF-8).
     #[arg(
         value_name = "NAME",
         required_unless_present = "stale",
@@ -223,21 +224,33 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
     Ok((w, h))
 }
 
-/// Parses a frame rate.
+/// Slowest frame rate `--fps` accepts: one frame in 11.6 days.
+pub const MIN_FPS: f64 = 1e-6;
+/// Fastest frame rate `--fps` accepts.
+pub const MAX_FPS: f64 = 100_000.0;
+/// Longest duration `--timeout` and `--seconds` accept (about 31 years): far below what a
+/// `Duration` or an `Instant` can hold, so no deadline computed from it can overflow.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// Parses a frame rate: a number from [`MIN_FPS`] to [`MAX_FPS`] (NaN, infinities and numbers
+/// outside are refused with this message, never passed on).
 fn parse_fps(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(f) if f > 0.0 && f <= 100_000.0 => Ok(f),
+    match s.trim().parse::<f64>() {
+        Ok(f) if (MIN_FPS..=MAX_FPS).contains(&f) => Ok(f),
         _ => Err(format!(
-            "`{s}` is not a frame rate: give a number of frames per second above 0, e.g. 30"
+            "`{s}` is not a frame rate: give frames per second between {MIN_FPS} and {MAX_FPS}, e.g. 30 or 0.5"
         )),
     }
 }
 
-/// Parses a duration in seconds.
+/// Parses a duration in seconds: a number from 0 to [`MAX_SECONDS`].
 fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(f) if (0.0..1e9).contains(&f) => Ok(f),
-        _ => Err(format!("`{s}` is not a number of seconds, e.g. 5 or 0.5")),
+    match s.trim().parse::<f64>() {
+        // `-0` is 0: `Duration::from_secs_f64(-0.0)` is zero.
+        Ok(f) if (0.0..=MAX_SECONDS).contains(&f) => Ok(f.abs()),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds: give one between 0 and {MAX_SECONDS:e}, e.g. 5 or 0.5"
+        )),
     }
 }
 
@@ -271,6 +284,81 @@ mod tests {
         assert_eq!(parse_mode("600"), Ok(0o600));
         assert!(parse_mode("0o800").is_err());
         assert!(parse_mode("1777").is_err());
+    }
+
+    /// Every number Rust can parse at the edges of `f64` (and a few it cannot) is either refused
+    /// with the message or gives a period and a deadline that fit `Duration` and `Instant`.
+    const EXTREMES: &[&str] = &[
+        "0",
+        "-0",
+        "-0.0",
+        "+0",
+        "NaN",
+        "nan",
+        "-NaN",
+        "inf",
+        "-inf",
+        "infinity",
+        "1e-300",
+        "1e-320",
+        "4.9e-324",
+        "1e-19",
+        "1e-7",
+        "1e-6",
+        "0.5",
+        "1e5",
+        "100001",
+        "1e9",
+        "1e19",
+        "1.8446744073709552e19",
+        "18446744073709551615",
+        "18446744073709551616",
+        "1e308",
+        "1.7976931348623157e308",
+        "-1",
+        "-1e-300",
+        "-1e308",
+        "",
+        " ",
+        "1e",
+        "0x10",
+        "30fps",
+    ];
+
+    #[test]
+    fn extreme_frame_rates_are_refused_or_safe() {
+        for s in EXTREMES {
+            match parse_fps(s) {
+                Ok(f) => {
+                    let period = std::time::Duration::try_from_secs_f64(1.0 / f)
+                        .unwrap_or_else(|e| panic!("--fps {s}: {e}"));
+                    let now = std::time::Instant::now();
+                    assert!(now.checked_add(period * 1000).is_some(), "--fps {s}");
+                }
+                Err(e) => assert!(e.contains("frames per second between"), "{s}: {e}"),
+            }
+        }
+        assert!(parse_fps("1e-300").is_err() && parse_fps("1e-19").is_err());
+        assert_eq!(parse_fps("30"), Ok(30.0));
+    }
+
+    #[test]
+    fn extreme_durations_are_refused_or_safe() {
+        for s in EXTREMES {
+            match parse_seconds(s) {
+                Ok(f) => {
+                    let d = std::time::Duration::try_from_secs_f64(f)
+                        .unwrap_or_else(|e| panic!("{s}: {e}"));
+                    assert!(
+                        std::time::Instant::now().checked_add(d * 2).is_some(),
+                        "{s}"
+                    );
+                }
+                Err(e) => assert!(e.contains("number of seconds"), "{s}: {e}"),
+            }
+        }
+        assert_eq!(parse_seconds("-0"), Ok(0.0));
+        assert!(parse_seconds("NaN").is_err() && parse_seconds("1e19").is_err());
     }
 
     #[test]

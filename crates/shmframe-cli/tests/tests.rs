@@ -2,4 +2,5 @@
 //! real shared memory.
 
 mod cli;
+mod hostile;
 mod util;

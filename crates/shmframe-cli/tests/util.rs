@@ -97,6 +97,79 @@ impl Dir {
         self.children.len() - 1
     }
 
+    /// Starts in the background with stderr going to a file in the directory (for
+    /// [`Dir::wait_log`]) and stdout captured. Returns its index and the log's path.
+    pub fn spawn_logged(&mut self, args: &[&str]) -> (usize, PathBuf) {
+        let log = self.join(&format!("stderr-{}.log", self.children.len()));
+        let child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        (self.children.len() - 1, log)
+    }
+
+    /// Waits until spawned process `i` has written `needle` to its log (it is ready), and
+    /// fails the test if it exits first or takes more than 30 s.
+    pub fn wait_log(&mut self, i: usize, log: &Path, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains(needle) {
+                return;
+            }
+            if let Some(st) = self.children[i].try_wait().unwrap() {
+                panic!("process {i} exited ({st}) before saying {needle:?}: {text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} within 30 s: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The exit status of spawned process `i` if it exits within `limit`, else `None` (it is
+    /// left running, and killed at the end of the test).
+    pub fn exits_within(&mut self, i: usize, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.children[i].try_wait().unwrap() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs to completion like [`Dir::run`], but fails the test if it takes longer than
+    /// `limit` (a command that hangs is the bug being tested for).
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!(
+                    "shmframe {args:?} still running after {limit:?}; stderr: {}",
+                    stderr(&o)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().unwrap()
+    }
+
     /// The pid of a spawned process.
     pub fn pid(&self, i: usize) -> u32 {
         self.children[i].id()

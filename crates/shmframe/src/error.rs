@@ -113,7 +113,7 @@ pub enum OpenError {
         name: String,
     },
     /// We may not read the object.
-    #[error("no permission to read channel `{name}` ({path}, mode {mode:o}, owner uid {uid}): run as that user, or have the writer create it with a group mode (e.g. 0o640) and join its group")]
+    #[error("no permission to read channel `{name}` ({path}, mode {mode:o}, owner uid {uid}): run as that user, or have the writer create it with a group mode (e.g. 0o640: `shmframe write --mode 0o640`) and join its group")]
     PermissionDenied {
         /// The channel.
         name: String,
@@ -125,7 +125,7 @@ pub enum OpenError {
         uid: u32,
     },
     /// Waiting for the channel ran out of time.
-    #[error("channel `{name}` did not appear within {waited:?}: is its writer running, under this name, in this IPC namespace (same host or `--ipc container:…`)?")]
+    #[error("channel `{name}` did not appear within {waited:?} (no such channel in this IPC namespace): is its writer running, under this name, in this IPC namespace (same host or `--ipc container:…`)?")]
     Timeout {
         /// The channel.
         name: String,
@@ -298,7 +298,7 @@ pub enum ReadError {
         pid: u32,
     },
     /// The writer died without closing the channel.
-    #[error("the writer of channel `{name}` (pid {pid}) is gone (it died without closing the channel); restart it — this reader resumes by itself when a new writer takes the name over")]
+    #[error("the writer of channel `{name}` (pid {pid}) is gone (it died without closing the channel); restart it — this reader resumes by itself when a new writer takes the name over (if the writer's container owned this IPC namespace, restart the readers too)")]
     WriterGone {
         /// The channel.
         name: String,

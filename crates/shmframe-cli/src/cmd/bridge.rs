@@ -8,6 +8,9 @@ use anyhow::bail;
 use shmframe::WriterOptions;
 use std::time::Duration;
 
+/// How long a bridge waits for its source channel to appear.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
+
 /// One end of a bridge.
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
@@ -69,7 +72,13 @@ fn local(a: &BridgeArgs, from: &Endpoint, to: &Endpoint) -> anyhow::Result<()> {
     if src == dst && src_seed == dst_seed {
         bail!("--from and --to are the same channel");
     }
-    let mut input = Input::open(src, src_seed, Duration::from_secs(10))?;
+    let Some(mut input) = Input::open(src, src_seed, OPEN_WAIT, "shmframe bridge")? else {
+        eprintln!(
+            "shmframe bridge: stopped before {} appeared; 0 frames copied",
+            a.from
+        );
+        return Ok(());
+    };
     let mut opts = WriterOptions::new();
     if let Some(schema) = input.schema() {
         opts = opts.schema(schema);
@@ -124,10 +133,11 @@ fn zenoh(a: &BridgeArgs, to_zenoh: bool, key: &str, channel: &str) -> anyhow::Re
         config: a.zenoh_config.clone(),
     };
     if to_zenoh {
-        shmframe_zenoh::channel_to_zenoh(channel, key, &opts, stop::flag())
+        shmframe_zenoh::channel_to_zenoh(channel, key, &opts, stop::flag())?;
     } else {
-        shmframe_zenoh::zenoh_to_channel(key, channel, &opts, stop::flag())
+        shmframe_zenoh::zenoh_to_channel(key, channel, &opts, stop::flag())?;
     }
+    Ok(())
 }
 
 #[cfg(not(feature = "zenoh"))]

@@ -55,7 +55,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     if headless.is_some() {
         reader_cmd.arg("--headless");
     }
-    let reader = match reader_cmd.spawn() {
+    let mut reader = match reader_cmd.spawn() {
         Ok(r) => r,
         Err(e) => {
             interrupt(&mut writer)?;
@@ -67,6 +67,20 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         writer.id(),
         reader.id()
     );
+    // Wait for the reader, but stop both processes at once on Ctrl-C or SIGTERM (a SIGTERM sent
+    // to this process alone does not reach them).
+    while reader
+        .try_wait()
+        .context("waiting for the reader")?
+        .is_none()
+    {
+        if stop::requested() {
+            interrupt(&mut reader)?;
+            interrupt(&mut writer)?;
+            bail!("interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = reader
         .wait_with_output()
         .context("waiting for the reader")?;

@@ -2,10 +2,12 @@
 //! seed-protocol channel, [`Output`] publishes to one. `read`, `write` and `bridge` share them.
 
 use crate::convert::{PixelFormat, PixelInfo};
+use crate::stop;
 use anyhow::{bail, Context};
 use shmframe::seed::{SeedError, SeedFrame, SeedReader, SeedWriter};
-use shmframe::{DType, Frame, ReadError, Reader, Writer, WriterOptions};
-use std::time::Duration;
+use shmframe::{DType, Frame, OpenError, ReadError, Reader, Writer, WriterOptions};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// A frame just received, borrowed from the [`Input`].
 pub struct Received<'a> {
@@ -50,20 +52,125 @@ pub enum Input {
     Seed(Box<SeedReader>, Box<SeedFrame>, Option<i64>, Vec<usize>),
 }
 
-impl Input {
-    /// Opens channel `name`, waiting up to `wait` for it to appear.
-    pub fn open(name: &str, seed: bool, wait: Duration) -> anyhow::Result<Input> {
-        if seed {
-            let r = SeedReader::open_wait(name, wait)?;
-            return Ok(Input::Seed(Box::new(r), Box::default(), None, Vec::new()));
+/// The longest a wait for a channel runs without checking for Ctrl-C / SIGTERM.
+const OPEN_SLICE: Duration = Duration::from_millis(100);
+
+/// The kind of a /dev/shm entry that is not a regular file (and so no shared-memory object), as
+/// `lstat` tells without opening it (a FIFO would block the open).
+pub fn non_regular(ft: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(if ft.is_file() {
+        return None;
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a Unix socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    })
+}
+
+/// Fails if an object of channel `name` (native, or the seed protocol's `NAME` and `NAME-meta`)
+/// exists but is not a regular file: another program owns the name, and opening it could block.
+pub fn refuse_non_regular(name: &str, seed: bool) -> anyhow::Result<()> {
+    if shmframe::Name::new(name).is_err() {
+        return Ok(()); // the library reports the bad name
+    }
+    let objects = if seed {
+        vec![name.to_string(), format!("{name}-meta")]
+    } else {
+        vec![format!("{}{name}", shmframe::OBJECT_PREFIX)]
+    };
+    for object in objects {
+        let path = Path::new(shmframe::SHM_DIR).join(&object);
+        if let Some(kind) = std::fs::symlink_metadata(&path)
+            .ok()
+            .and_then(|md| non_regular(md.file_type()))
+        {
+            bail!(
+                "{} is {kind}, not a shmframe channel: another program owns this name; pick another name",
+                path.display()
+            );
         }
-        let r = Reader::open_wait(name, wait)?;
-        let f = Frame::default();
-        Ok(Input::Native(
-            Box::new(r),
-            Box::new(f),
-            shmframe::monotonic_ns(),
-        ))
+    }
+    Ok(())
+}
+
+impl Input {
+    /// Opens channel `name`, waiting up to `wait` for it to appear. Waits in slices and gives up
+    /// with `Ok(None)` when Ctrl-C or SIGTERM arrives. `who` prefixes the message saying that it
+    /// waits.
+    pub fn open(
+        name: &str,
+        seed: bool,
+        wait: Duration,
+        who: &str,
+    ) -> anyhow::Result<Option<Input>> {
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            if stop::requested() {
+                return Ok(None);
+            }
+            refuse_non_regular(name, seed)?;
+            let left = wait.saturating_sub(start.elapsed());
+            let slice = left.min(OPEN_SLICE);
+            let last = left <= OPEN_SLICE;
+            if seed {
+                match SeedReader::open_wait(name, slice) {
+                    Ok(r) => {
+                        return Ok(Some(Input::Seed(
+                            Box::new(r),
+                            Box::default(),
+                            None,
+                            Vec::new(),
+                        )))
+                    }
+                    Err(SeedError::OpenTimeout { name, missing, .. }) if last => {
+                        return Err(SeedError::OpenTimeout {
+                            name,
+                            waited: start.elapsed(),
+                            missing,
+                        }
+                        .into())
+                    }
+                    Err(SeedError::OpenTimeout { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                match Reader::open_wait(name, slice) {
+                    Ok(r) => {
+                        return Ok(Some(Input::Native(
+                            Box::new(r),
+                            Box::default(),
+                            shmframe::monotonic_ns(),
+                        )))
+                    }
+                    Err(OpenError::Timeout { name, .. }) if last => {
+                        return Err(OpenError::Timeout {
+                            name,
+                            waited: start.elapsed(),
+                        }
+                        .into())
+                    }
+                    Err(OpenError::Timeout { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !said {
+                said = true;
+                eprintln!(
+                    "{who}: waiting up to {:.1?} for channel `{name}` to appear (Ctrl-C stops)",
+                    wait
+                );
+            }
+        }
     }
 
     /// Native channels: skip to the newest frame on each call (a display wants that).
@@ -108,7 +215,10 @@ impl Input {
             },
             Input::Seed(r, f, last, shape) => match r.next_into(f, Some(wait)) {
                 Ok(()) => {
-                    let missed = last.map_or(0, |l| (f.count - l - 1).max(0) as u64);
+                    // Counts come from another process's memory: no arithmetic on them may overflow.
+                    let missed = last.map_or(0, |l| {
+                        f.count.saturating_sub(l).saturating_sub(1).max(0) as u64
+                    });
                     *last = Some(f.count);
                     shape.clear();
                     shape.extend_from_slice(&f.shape);

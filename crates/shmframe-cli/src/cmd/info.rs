@@ -6,6 +6,8 @@ use shmframe::channels;
 
 /// Runs `shmframe info`.
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
+    // A FIFO, directory or link under the name is named as such (and never opened).
+    super::endpoint::refuse_non_regular(&a.name, false)?;
     let c = channels::inspect(&a.name)?;
     if a.json {
         println!("{}", channel_json(&c));

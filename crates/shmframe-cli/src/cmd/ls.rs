@@ -48,6 +48,11 @@ pub fn run(a: LsArgs) -> anyhow::Result<()> {
     if !bad.is_empty() || good.iter().any(|c| !c.writer_alive) {
         eprintln!("(`shmframe rm --stale` removes channels whose writer is gone)");
     }
+    if !bad.is_empty() {
+        eprintln!(
+            "(`shmframe rm --stale` leaves broken entries alone; `shmframe rm /dev/shm/OBJECT`, as listed, removes one)"
+        );
+    }
     Ok(())
 }
 

@@ -27,11 +27,26 @@ enum Display {
 /// Runs `shmframe read`.
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     let limit = a.timeout.map(Duration::from_secs_f64);
-    let mut input = Input::open(
+    let Some(mut input) = Input::open(
         &a.name,
         a.protocol == Protocol::Seed,
         limit.unwrap_or(DEFAULT_OPEN_WAIT),
-    )?;
+        "shmframe read",
+    )?
+    else {
+        // Ctrl-C or SIGTERM while waiting for the channel: a clean stop with nothing received.
+        eprintln!(
+            "shmframe read: stopped before channel `{}` appeared",
+            a.name
+        );
+        let stats = Stats::new();
+        if a.json {
+            println!("{}", stats.json());
+        } else {
+            eprintln!("shmframe read: {}", stats.summary());
+        }
+        return Ok(());
+    };
     let mut display = if a.headless {
         Display::Headless
     } else if let Some(why) = window::unavailable() {

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 pub fn run(a: WriteArgs) -> anyhow::Result<()> {
     // Check the name before touching a camera or decoding files.
     shmframe::Name::new(&a.name)?;
+    // `--fps` is at least cli::MIN_FPS, so the period is at most 1e6 s and `due` below
+    // cannot overflow.
+    let period = Duration::try_from_secs_f64(1.0 / a.fps)
+        .map_err(|_| anyhow::anyhow!("--fps {} gives no usable frame period", a.fps))?;
     let mut src = source::open(&a.source, a.size, a.format, a.fps)?;
     let seed = a.protocol == Protocol::Seed;
     let opts = WriterOptions::new()
@@ -30,7 +34,6 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
         std::process::id()
     );
 
-    let period = Duration::from_secs_f64(1.0 / a.fps);
     let mut due = Instant::now();
     let mut buf = Vec::new();
     let mut published = 0u64;
@@ -49,6 +52,9 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
             break Err(e);
         }
         published += 1;
+        if a.frames.is_some_and(|n| published >= n) {
+            break Ok(()); // not after a last wait of one period
+        }
         if !src.paced() {
             due += period;
             let now = Instant::now();

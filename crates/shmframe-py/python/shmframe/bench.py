@@ -3,6 +3,7 @@
 
     python -m shmframe.bench                 # 640x480x3 and 1920x1080x3, about a minute
     python -m shmframe.bench --seconds 1     # quicker
+    python -m shmframe.bench --sizes ""      # only the comparison with the Rust reader
 
 Transports (each a writer process and a reader process started with subprocess):
 
@@ -22,6 +23,18 @@ Latency: the writer stores ``time.monotonic_ns()`` in the frame's first 8 bytes 
 publishing; the reader subtracts it from the clock once it holds the frame (copied, or viewed).
 Measured with the writer paced at ``--fps`` (default 100). Frame rate: the writer publishes as
 fast as it can; frames/s is what the reader received.
+
+Python next to Rust (64 B frames, sleeping readers): ONE writer process publishes a 64-byte
+``uint8`` frame every 1 ms (``--fps64``) for the whole comparison, and three readers take turns
+on its channel, one at a time, in ``--rounds`` rounds (the order rotated each round), each for
+``--seconds``: :meth:`shmframe.Reader.view`, :meth:`shmframe.Reader.read`, and the Rust reader,
+``shmframe read NAME --headless --json`` (``Reader::next_into``, futex wake-up; the binary is
+``--shmframe-bin``, else ``$SHMFRAME_BIN``, else ``shmframe`` on ``PATH``). Every reader's
+latency is its clock once it holds the frame minus the frame's ``timestamp_ns`` (the library's
+publish time), for frames published after it opened the channel, in whole µs (rounded down)
+with nearest-rank percentiles, as ``shmframe read --json`` reports them; a reader's p50 is the
+median of its rounds' p50s (the command reports percentiles, not samples). Reported: each
+Python reader's p50 minus the Rust reader's p50 ("added"), with a ✓ when it is at most 10 µs.
 """
 
 from __future__ import annotations
@@ -40,6 +53,9 @@ import numpy as np
 
 TRANSPORTS = ["shmframe read", "shmframe view", "article posix_ipc", "mp.shared_memory"]
 POLL = 0.0002
+# Python next to Rust: the readers, and what a Python reader may add to the Rust reader's p50.
+VS_RUST = ["Rust shmframe read", "Python Reader.view()", "Python Reader.read()"]
+ADDED_MAX_US = 10.0
 
 
 class MD(ctypes.Structure):
@@ -169,7 +185,47 @@ def run_writer(transport: str, name: str, shape: tuple, seconds: float, fps: flo
     print(json.dumps({"published": n, "seconds": time.monotonic() - t0}), flush=True)
 
 
+def run_writer_until_stop(name: str, nbytes: int, fps: float) -> None:
+    """Publishes ``nbytes``-byte frames at ``fps`` until a line arrives on stdin."""
+    import threading
+
+    import shmframe
+
+    stop = threading.Event()
+    with shmframe.Writer(name, slots=4) as w:
+        frame = np.zeros(nbytes, np.uint8)
+        print("ready", flush=True)
+        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+        n, next_at = 0, time.monotonic()
+        while not stop.is_set():
+            w.write(frame)
+            n += 1
+            next_at += 1 / fps
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    print(json.dumps({"published": n}), flush=True)
+
+
 # --- readers: attach, print "ready", receive until the writer ends, print a JSON summary ----
+
+
+def read_vs_rust(name: str, view: bool, frames: int) -> None:
+    """Receives ``frames`` frames (sleeping), prints the latencies (frame's ``timestamp_ns`` to
+    the clock once the frame is in hand) of those published after the channel was opened."""
+    import shmframe
+
+    lat: List[int] = []
+    with shmframe.Reader(name, timeout=30) as r:
+        opened = time.monotonic_ns()
+        for _ in range(frames):
+            if view:
+                with r.view(timeout=30) as f:
+                    now = time.monotonic_ns()
+            else:
+                f = r.read(timeout=30)
+                now = time.monotonic_ns()
+            if f.timestamp_ns >= opened:
+                lat.append(now - f.timestamp_ns)
+    print(json.dumps({"latencies_ns": lat}), flush=True)
 
 
 def read_shmframe(name: str, view: bool) -> List[int]:
@@ -315,6 +371,98 @@ def one_run(transport: str, shape: tuple, seconds: float, fps: float) -> Dict[st
     }
 
 
+def nearest_rank(values_us: List[int], p: float) -> Optional[int]:
+    """Percentile ``p`` (0-100) by nearest rank, as ``shmframe read --json`` computes it."""
+    if not values_us:
+        return None
+    s = sorted(values_us)
+    rank = int(np.ceil(p / 100 * len(s)))
+    return s[min(max(rank, 1), len(s)) - 1]
+
+
+def shmframe_bin(given: Optional[str]) -> Optional[str]:
+    import shutil
+
+    return given or os.environ.get("SHMFRAME_BIN") or shutil.which("shmframe")
+
+
+def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict[str, Any]]:
+    """The Python readers next to the Rust reader on one writer's 64-byte frames (see the
+    module's docstring). Returns one row per reader."""
+    name = f"bench-{os.getpid()}-vs-rust"
+    me = [sys.executable, "-m", "shmframe.bench"]
+    frames = max(10, int(seconds * fps))
+    writer = subprocess.Popen(me + ["_writer_until", name, "64", str(fps)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # Per reader: its p50 in each round, and (Python readers) every latency, whole us.
+    p50s: Dict[str, List[int]] = {r: [] for r in VS_RUST}
+    lat_us: Dict[str, List[int]] = {r: [] for r in VS_RUST}
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        if writer.stdout.readline().strip() != "ready":
+            raise RuntimeError("the 64-byte writer did not start")
+        for k in range(rounds):
+            order = VS_RUST[k % len(VS_RUST):] + VS_RUST[:k % len(VS_RUST)]
+            for reader in order:
+                if reader.startswith("Rust"):
+                    cmd = [bin_path, "read", name, "--headless", "--json", "--frames", str(frames),
+                           "--timeout", "30"]
+                    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True, check=True, timeout=seconds + 60)
+                    p50s[reader].append(int(json.loads(out.stdout)["latency_us_p50"]))
+                else:
+                    mode = "view" if "view" in reader else "read"
+                    out = subprocess.run(me + ["_reader_vs_rust", mode, name, str(frames)],
+                                         stdout=subprocess.PIPE, text=True, check=True,
+                                         timeout=seconds + 60)
+                    v = [ns // 1000 for ns in json.loads(out.stdout)["latencies_ns"]]
+                    p50s[reader].append(nearest_rank(v, 50))
+                    lat_us[reader].extend(v)
+    finally:
+        if writer.poll() is None:
+            assert writer.stdin is not None
+            try:
+                writer.stdin.write("stop\n")
+                writer.stdin.flush()
+                writer.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                writer.kill()
+                writer.wait()
+    # The CLI reports percentiles, not samples: every reader's p50 is the median of its rounds'.
+    rust_p50 = nearest_rank(p50s[VS_RUST[0]], 50)
+    rows = []
+    for reader in VS_RUST:
+        p50 = nearest_rank(p50s[reader], 50)
+        row: Dict[str, Any] = {"reader": reader, "p50_us": p50, "p50_per_round_us": p50s[reader]}
+        if not reader.startswith("Rust"):
+            row["p99_us"] = nearest_rank(lat_us[reader], 99)
+            row["frames"] = len(lat_us[reader])
+            if p50 is not None and rust_p50 is not None:
+                row["added_p50_us"] = p50 - rust_p50
+                row["ok"] = p50 - rust_p50 <= ADDED_MAX_US
+        rows.append(row)
+    return rows
+
+
+def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds: int) -> None:
+    print(f"\n64 B frames, sleeping readers, one writer at {fps:g} fps; the readers take turns "
+          f"({rounds} rounds of {seconds:g} s each); latency in whole us:")
+    print(f"{'reader':<22} {'p50 us':>7} {'p99 us':>7} {'frames':>7}  {'p50 per round':<14} "
+          "added p50 over the Rust reader")
+    for r in rows:
+        def cell(key: str) -> str:
+            v = r.get(key)
+            return "-" if v is None else str(v)
+        if "added_p50_us" in r:
+            added = (f"{'✓' if r['ok'] else '✗'} {r['added_p50_us']:+d} us "
+                     f"(≤ {ADDED_MAX_US:g} us)")
+        else:
+            added = "-"
+        rounds_us = ",".join(map(str, r["p50_per_round_us"]))
+        print(f"{r['reader']:<22} {cell('p50_us'):>7} {cell('p99_us'):>7} {cell('frames'):>7}  "
+              f"{rounds_us:<14} {added}", flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_writer":
@@ -324,12 +472,24 @@ def main(argv: Optional[List[str]] = None) -> None:
     if argv and argv[0] == "_reader":
         run_reader(argv[1], argv[2])
         return
+    if argv and argv[0] == "_writer_until":
+        run_writer_until_stop(argv[1], int(argv[2]), float(argv[3]))
+        return
+    if argv and argv[0] == "_reader_vs_rust":
+        read_vs_rust(argv[2], argv[1] == "view", int(argv[3]))
+        return
     p = argparse.ArgumentParser(prog="python -m shmframe.bench", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
     p.add_argument("--fps", type=float, default=100.0, help="writer rate of the latency runs")
     p.add_argument("--sizes", default="640x480,1920x1080", help="WIDTHxHEIGHT list (3 channels)")
     p.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated subset")
     p.add_argument("--json", action="store_true", help="print the results as JSON as well")
+    p.add_argument("--fps64", type=float, default=1000.0,
+                   help="writer rate of the comparison with the Rust reader (default 1000)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of the comparison with the Rust reader (default 3)")
+    p.add_argument("--shmframe-bin", help="the `shmframe` binary for the Rust reader "
+                   "(default: $SHMFRAME_BIN, else `shmframe` on PATH)")
     args = p.parse_args(argv)
     transports = [t.strip() for t in args.transports.split(",")]
     try:
@@ -338,9 +498,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         print("posix_ipc is not installed (pip install posix_ipc): skipping the article's protocol")
         transports = [t for t in transports if not t.startswith("article")]
     results = []
-    print(f"{'transport':<19} {'frame':>12} {'frames/s':>9} {'p50 us':>8} {'p99 us':>8}  "
-          f"(latency at {args.fps:g} fps; frames/s with the writer unpaced, {args.seconds:g} s runs)")
-    for size in args.sizes.split(","):
+    sizes = [v for v in args.sizes.split(",") if v]
+    if sizes:
+        print(f"{'transport':<19} {'frame':>12} {'frames/s':>9} {'p50 us':>8} {'p99 us':>8}  "
+              f"(latency at {args.fps:g} fps; frames/s with the writer unpaced, "
+              f"{args.seconds:g} s runs)")
+    for size in sizes:
         w, h = (int(v) for v in size.split("x"))
         shape = (h, w, 3)
         for t in transports:
@@ -352,8 +515,16 @@ def main(argv: Optional[List[str]] = None) -> None:
             results.append(row)
             print(f"{t:<19} {f'{w}x{h}x3':>12} {row['fps']:>9.0f} {row['p50_us']:>8.0f} "
                   f"{row['p99_us']:>8.0f}", flush=True)
+    bin_path = shmframe_bin(args.shmframe_bin)
+    vs: List[Dict[str, Any]] = []
+    if bin_path is None:
+        print("\nno `shmframe` binary (--shmframe-bin, $SHMFRAME_BIN or PATH): skipping the "
+              "comparison with the Rust reader")
+    else:
+        vs = vs_rust(bin_path, args.seconds, args.fps64, args.rounds)
+        print_vs_rust(vs, args.seconds, args.fps64, args.rounds)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps({"sizes": results, "vs_rust": vs}))
 
 
 if __name__ == "__main__":
