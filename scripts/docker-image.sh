@@ -47,6 +47,7 @@ cleanup() {
   # workspace's binary that every test step shares.
   if [ -n "$saved" ]; then
     rm -f target/debug/shmframe && cp -p "$saved" target/debug/shmframe
+    rm -f "$saved"
   fi
   rm -rf "$ctx"
 }
