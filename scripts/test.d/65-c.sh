@@ -3,8 +3,9 @@
 # prefix, compiles the C and C++ tests against the *installed* header with pkg-config and
 # -Wall -Wextra -Werror, and runs every side as its own process: C -> C, C -> Python,
 # Python -> C++, the shmframe command -> C; bad input through every entry point under valgrind;
-# cv::Mat in and out; the CMake examples (find_package(shmframe)); and a video the test makes,
-# decoded by examples/cpp/write.cpp into a channel whose pixels a Python reader checks.
+# cv::Mat in and out; the CMake examples (find_package(shmframe)), show.cpp's window under Xvfb;
+# and a video the test makes, decoded by examples/cpp/write.cpp into a channel whose pixels a
+# Python reader checks.
 # Exits 77 (skipped) when the C/C++ toolchain cannot be installed, except in CI (CI=true).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -20,9 +21,9 @@ missing_tools() {
   exit 77
 }
 
-need_apt g++ cmake make pkg-config valgrind libopencv-dev ||
-  missing_tools "could not install g++, cmake, pkg-config, valgrind and libopencv-dev with apt"
-for tool in gcc g++ cmake make pkg-config valgrind readelf; do
+need_apt g++ cmake make pkg-config valgrind libopencv-dev xvfb x11-utils xdotool ||
+  missing_tools "could not install g++, cmake, pkg-config, valgrind, libopencv-dev, xvfb, xdotool with apt"
+for tool in gcc g++ cmake make pkg-config valgrind readelf Xvfb xwininfo xdotool; do
   command -v "$tool" >/dev/null || missing_tools "$tool is not installed"
 done
 pkg-config --exists opencv4 || missing_tools "OpenCV's pkg-config file (libopencv-dev) is missing"
@@ -185,6 +186,41 @@ cmake_examples() {
   done
 }
 check "CMake builds examples/c and examples/cpp with find_package(shmframe)" cmake_examples
+
+window() {
+  # show.cpp's window under Xvfb (Xvfb picks a free display and tells it on fd 3); q quits.
+  local ch="$tag-window" display
+  exec 3>"$work/display"
+  Xvfb -displayfd 3 -screen 0 800x600x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
+  local xvfb=$!
+  pids+=("$xvfb")
+  exec 3>&-
+  for _ in $(seq 100); do [ -s "$work/display" ] && break; sleep 0.1; done
+  display=":$(head -n1 "$work/display")"
+  "$work/build-cpp/write" "$ch" --fps 30 --size 320x240 --camera 99 >/dev/null 2>&1 &
+  local writer=$!
+  pids+=("$writer")
+  DISPLAY="$display" timeout 60 "$work/build-cpp/show" "$ch" --timeout 30 >"$work/show.log" 2>&1 &
+  local show=$!
+  local id="" rc=1
+  for _ in $(seq 300); do
+    id="$(DISPLAY="$display" xdotool search --name "^$ch\$" 2>/dev/null | head -n1)"
+    [ -n "$id" ] && grep -q '^frame ' "$work/show.log" && break
+    sleep 0.1
+  done
+  if [ -n "$id" ]; then
+    DISPLAY="$display" xdotool windowfocus --sync "$id" key q
+    wait "$show"
+    rc=$?
+  else
+    echo "no window titled $ch"
+    kill "$show" 2>/dev/null
+  fi
+  kill "$writer" "$xvfb" 2>/dev/null
+  wait "$writer" "$xvfb" 2>/dev/null
+  [ $rc -eq 0 ] && grep -q '^received' "$work/show.log" || { cat "$work/show.log"; return 1; }
+}
+check "show.cpp: cv::imshow window under Xvfb shows frames, q quits" window
 
 # A clip the test makes; examples/cpp/write.cpp decodes it with cv::VideoCapture into a channel
 # (zero-copy loans), and a Python reader checks every frame's pixels and metadata.

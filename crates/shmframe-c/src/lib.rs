@@ -99,7 +99,7 @@ pub enum shmframe_dtype {
 
 /// A `shmframe_dtype` as received from C. C may pass any integer in an enum parameter, which
 /// would be undefined behaviour in a Rust enum; this wrapper is named `shmframe_dtype` in the
-/// header (cbindgen.toml renames it and does not emit it) and checked by [`dtype_arg`].
+/// header (cbindgen.toml renames it and does not emit it) and checked by `dtype_arg`.
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug)]
 pub struct shmframe_dtype_arg(pub u32);

@@ -23,6 +23,7 @@ use shmframe::{
     WriteError, Writer, WriterOptions,
 };
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,19 +83,51 @@ fn write_err(e: WriteError) -> PyErr {
     }
 }
 
-/// A timeout argument in seconds (`None`: forever) as an optional deadline.
+/// A timeout argument in seconds as an optional deadline. `None`, `math.inf` and any timeout
+/// too long for the clock (beyond about 584 years) wait forever; NaN and negative numbers are a
+/// `ValueError`. No value panics.
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) => {
-            let d = Duration::try_from_secs_f64(t).map_err(|_| {
-                PyValueError::new_err(format!(
-                    "timeout must be a number of seconds ≥ 0 or None, not {t}"
-                ))
-            })?;
-            Ok(Some(Instant::now() + d))
-        }
+    let Some(t) = timeout else {
+        return Ok(None);
+    };
+    if t.is_nan() || t < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "timeout must be a number of seconds ≥ 0, or None to wait forever, not {t}"
+        )));
     }
+    Ok(Duration::try_from_secs_f64(t)
+        .ok()
+        .and_then(|d| Instant::now().checked_add(d)))
+}
+
+/// A `LayoutMismatch` if `/dev/shm/shmframe.NAME` exists but is not a regular file (a FIFO, a
+/// directory, a link…): another program owns the name, and opening a FIFO would block.
+fn refuse_non_regular(name: &str) -> PyResult<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(name) = shmframe::Name::new(name) else {
+        return Ok(()); // the library reports the bad name
+    };
+    let path = name.file_path();
+    let Ok(ft) = std::fs::symlink_metadata(&path).map(|m| m.file_type()) else {
+        return Ok(());
+    };
+    let kind = if ft.is_file() {
+        return Ok(());
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a Unix socket"
+    } else {
+        "not a regular file"
+    };
+    Err(LayoutMismatch::new_err(format!(
+        "{} is {kind}, not a shmframe channel: another program owns this name; pick another name",
+        path.display()
+    )))
 }
 
 /// Runs `step` with the interpreter detached, in slices of at most [`SLICE`] until `deadline`,
@@ -385,6 +418,8 @@ impl PyWriter {
         dtype: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let dtype = parse_dtype(dtype)?;
+        // Before taking the slot: a shape NumPy cannot describe must not leave a loan open.
+        dims(&shape)?;
         let mut st = lock(&self.state, py);
         if st.loan.is_some() {
             return Err(PyValueError::new_err(format!(
@@ -491,8 +526,20 @@ struct ReaderState {
 /// Low-level reader; use `shmframe.Reader`.
 #[pyclass(module = "shmframe._shmframe", name = "_Reader")]
 struct PyReader {
+    /// Blocking calls hold the lock for one slice at a time, so `close` from another thread
+    /// gets it within a slice.
     state: Mutex<ReaderState>,
+    /// Set by `close` before it takes the lock: a blocking call stops at its next slice.
+    closing: AtomicBool,
     name: String,
+}
+
+/// Why a blocking reader call stopped early.
+enum Stopped {
+    /// The library's error.
+    Read(ReadError),
+    /// `close` was called (maybe from another thread).
+    Closed,
 }
 
 /// What a read returns to Python: (array, meta bytes or None, index, timestamp_ns, missed).
@@ -524,40 +571,50 @@ impl PyReader {
             state: Mutex::new(ReaderState {
                 reader: Some(reader),
             }),
+            closing: AtomicBool::new(false),
             name: name.to_string(),
         }
     }
 
-    /// Runs a blocking reader call in slices until `timeout` (seconds, `None`: forever).
+    /// Runs a blocking reader call in slices until `timeout` (seconds, `None`: forever),
+    /// holding the reader's lock only during each slice. A `close` meanwhile (from another
+    /// thread) ends the call with the "reader closed" error at the next slice.
     fn blocking<T: Send>(
         &self,
         py: Python<'_>,
         timeout: Option<f64>,
-        mut call: impl FnMut(&mut ReaderState, Duration) -> Result<T, ReadError> + Send,
+        mut call: impl FnMut(&mut Reader, Duration) -> Result<T, ReadError> + Send,
     ) -> PyResult<T> {
         let deadline = deadline(timeout)?;
         let start = Instant::now();
-        let mut st = lock(&self.state, py);
-        if st.reader.is_none() {
-            return Err(closed_err("reader", &self.name));
-        }
-        let st = &mut *st;
-        let out = sliced(py, deadline, |slice| match call(st, slice) {
-            Ok(v) => Ok(Some(v)),
-            Err(ReadError::Timeout { .. }) => Ok(None),
-            Err(e) => Err(e),
+        let mut pid = 0;
+        let out = sliced(py, deadline, |slice| {
+            if self.closing.load(Ordering::SeqCst) {
+                return Err(Stopped::Closed);
+            }
+            let mut st = self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let r = st.reader.as_mut().ok_or(Stopped::Closed)?;
+            match call(r, slice) {
+                Ok(v) => Ok(Some(v)),
+                Err(ReadError::Timeout { pid: p, .. }) => {
+                    pid = p;
+                    Ok(None)
+                }
+                Err(e) => Err(Stopped::Read(e)),
+            }
         })?;
         match out {
             Ok(Some(v)) => Ok(v),
-            Ok(None) => {
-                let r = st.reader.as_ref().expect("checked above");
-                Err(read_err(ReadError::Timeout {
-                    name: self.name.clone(),
-                    waited: start.elapsed(),
-                    pid: r.writer_pid(),
-                }))
-            }
-            Err(e) => Err(read_err(e)),
+            Ok(None) => Err(read_err(ReadError::Timeout {
+                name: self.name.clone(),
+                waited: start.elapsed(),
+                pid,
+            })),
+            Err(Stopped::Read(e)) => Err(read_err(e)),
+            Err(Stopped::Closed) => Err(closed_err("reader", &self.name)),
         }
     }
 }
@@ -570,14 +627,21 @@ impl PyReader {
         let deadline = deadline(timeout)?;
         if timeout == Some(0.0) {
             // No waiting: the channel must exist now (and the error says so).
+            refuse_non_regular(name)?;
             let reader = Reader::open(name).map_err(open_err)?;
             return Ok(PyReader::attached(reader, name));
         }
         let start = Instant::now();
-        let out = sliced(py, deadline, |slice| match Reader::open_wait(name, slice) {
-            Ok(r) => Ok(Some(r)),
-            Err(OpenError::Timeout { .. }) => Ok(None),
-            Err(e) => Err(e),
+        let out = sliced(py, deadline, |slice| {
+            // Checked before every slice: a FIFO put under the name would block the open.
+            if let Err(e) = refuse_non_regular(name) {
+                return Err(Err(e));
+            }
+            match Reader::open_wait(name, slice) {
+                Ok(r) => Ok(Some(r)),
+                Err(OpenError::Timeout { .. }) => Ok(None),
+                Err(e) => Err(Ok(e)),
+            }
         })?;
         let reader = match out {
             Ok(Some(r)) => r,
@@ -587,7 +651,8 @@ impl PyReader {
                     waited: start.elapsed(),
                 }))
             }
-            Err(e) => return Err(open_err(e)),
+            Err(Ok(e)) => return Err(open_err(e)),
+            Err(Err(e)) => return Err(e),
         };
         Ok(PyReader::attached(reader, name))
     }
@@ -596,10 +661,7 @@ impl PyReader {
     #[pyo3(signature = (timeout=None))]
     fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
         // Pin the frame in place, copy it once straight into a new ndarray, unpin.
-        let view = self.blocking(py, timeout, |st, slice| {
-            let r = st.reader.as_mut().expect("checked by blocking");
-            r.next_view(Some(slice))
-        })?;
+        let view = self.blocking(py, timeout, |r, slice| r.next_view(Some(slice)))?;
         // SAFETY: no data pointer: NumPy allocates the array.
         let array = unsafe { new_array(py, view.dtype, &view.shape, None, true, None)? };
         let len = view.data().len();
@@ -623,10 +685,7 @@ impl PyReader {
     /// Waits for the next frame and returns a read-only zero-copy array over it.
     #[pyo3(signature = (timeout=None))]
     fn view<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
-        let view = self.blocking(py, timeout, |st, slice| {
-            let r = st.reader.as_mut().expect("checked by blocking");
-            r.next_view(Some(slice))
-        })?;
+        let view = self.blocking(py, timeout, |r, slice| r.next_view(Some(slice)))?;
         let owner = Bound::new(py, ViewOwner { view })?;
         let v = &owner.get().view;
         let (dtype, shape, data) = (v.dtype, v.shape.clone(), v.data().as_ptr().cast_mut());
@@ -652,9 +711,12 @@ impl PyReader {
         }
     }
 
-    /// Closes the reader. Idempotent.
+    /// Closes the reader. Idempotent. A `read`/`view` waiting in another thread raises the
+    /// "reader closed" error within one slice; this call waits no longer than that.
     fn close(&self, py: Python<'_>) {
-        lock(&self.state, py).reader = None;
+        self.closing.store(true, Ordering::SeqCst);
+        let reader = lock(&self.state, py).reader.take();
+        drop(reader);
     }
 
     #[getter]

@@ -652,6 +652,25 @@ fn multiprocessing_shared_memory_deletes_on_exit_and_seed_writer_recreates() {
     w.close().unwrap();
 }
 
+/// A writer closes and another starts under the same name before the reader looks again: the
+/// reader attaches to the new objects and receives their first frame.
+#[test]
+fn reader_follows_a_writer_restarted_between_two_reads() {
+    let name = unique("restart");
+    let _c = Cleanup(name.clone());
+    let mut w = SeedWriter::create(&name).unwrap();
+    w.write([2, 2, 3], &pattern([2, 2, 3], 1)).unwrap();
+    let mut r = SeedReader::open(&name).unwrap();
+    assert_eq!(r.next(Some(LONG)).unwrap().count, 1);
+    w.close().unwrap();
+    let mut w2 = SeedWriter::create(&name).unwrap();
+    w2.write([4, 4, 3], &pattern([4, 4, 3], 1)).unwrap();
+    let f = r.next(Some(LONG)).unwrap();
+    assert_eq!(f.count, 1);
+    check(&f, [4, 4, 3]);
+    w2.close().unwrap();
+}
+
 /// Dropping the writer removes the three objects (the article's writer leaves the semaphore).
 #[test]
 fn drop_removes_everything() {

@@ -258,10 +258,14 @@ class FrameView:
 
 class Reader:
     """Opens channel ``name``, waiting up to ``timeout`` seconds for it to appear
-    (``None``: wait forever; Ctrl-C still interrupts).
+    (``None``, ``math.inf`` or a timeout beyond the clock's range: wait forever; Ctrl-C still
+    interrupts). Every ``timeout`` argument of this class works so; NaN or a negative number is
+    a ``ValueError``.
 
     :raises ChannelNotFound: the channel did not appear in time.
-    :raises LayoutMismatch: the object is not a shmframe channel (or another layout version).
+    :raises LayoutMismatch: the object is not a shmframe channel (or another layout version),
+        or the name is taken by something that is not a shared-memory object (a FIFO, a
+        directory, a link), which is never opened.
     :raises PermissionDenied: the channel's mode does not let us read it.
     """
 
@@ -354,7 +358,9 @@ class Reader:
             raise StopIteration from None
 
     def close(self) -> None:
-        """Detaches from the channel. Idempotent."""
+        """Detaches from the channel. Idempotent. May be called from another thread while a
+        :meth:`read`, :meth:`view` or iteration waits: it returns promptly, and the waiting call
+        raises ``ValueError`` ("reader … is closed")."""
         self._r.close()
 
     def __enter__(self) -> "Reader":
