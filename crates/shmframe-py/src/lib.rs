@@ -78,7 +78,9 @@ fn read_err(e: ReadError) -> PyErr {
 fn write_err(e: WriteError) -> PyErr {
     let msg = e.to_string();
     match e {
-        WriteError::BadFrame { .. } | WriteError::MetaMismatch { .. } => PyValueError::new_err(msg),
+        WriteError::BadFrame { .. }
+        | WriteError::MetaMismatch { .. }
+        | WriteError::LoanOpen { .. } => PyValueError::new_err(msg),
         _ => Error::new_err(msg),
     }
 }
@@ -142,6 +144,12 @@ where
     T: Send,
     E: Send,
 {
+    // A first look without giving up the interpreter: when a frame is already there, this saves
+    // a release and re-acquisition of the GIL.
+    match step(Duration::ZERO) {
+        Ok(None) => {}
+        other => return Ok(other),
+    }
     loop {
         let now = Instant::now();
         let slice = deadline.map_or(SLICE, |d| d.saturating_duration_since(now).min(SLICE));
@@ -151,6 +159,26 @@ where
             other => return Ok(other),
         }
     }
+}
+
+/// NumPy's descriptor of `dtype`, looked up by type (cached by NumPy), not parsed from a name:
+/// this is on every frame's path.
+fn descr_of(py: Python<'_>, of: DType) -> PyResult<Bound<'_, PyArrayDescr>> {
+    use numpy::dtype;
+    Ok(match of {
+        DType::U8 => dtype::<u8>(py),
+        DType::I8 => dtype::<i8>(py),
+        DType::U16 => dtype::<u16>(py),
+        DType::I16 => dtype::<i16>(py),
+        DType::U32 => dtype::<u32>(py),
+        DType::I32 => dtype::<i32>(py),
+        DType::U64 => dtype::<u64>(py),
+        DType::I64 => dtype::<i64>(py),
+        DType::F32 => dtype::<f32>(py),
+        DType::F64 => dtype::<f64>(py),
+        DType::Bool => dtype::<bool>(py),
+        other => PyArrayDescr::new(py, other.name())?,
+    })
 }
 
 fn dtype_of(descr: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
@@ -216,7 +244,7 @@ unsafe fn new_array<'py>(
     writable: bool,
     base: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let descr = PyArrayDescr::new(py, dtype.name())?;
+    let descr = descr_of(py, dtype)?;
     let mut dims = dims(shape)?;
     // With a data pointer, `flags` are the array's flags; without, any non-zero value asks NumPy
     // for Fortran order, so pass 0 (C order).

@@ -37,6 +37,7 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
     let mut due = Instant::now();
     let mut buf = Vec::new();
     let mut published = 0u64;
+    let mut dropped = Dropped::default();
     let result = loop {
         if stop::requested() || a.frames.is_some_and(|n| published >= n) {
             break Ok(());
@@ -48,10 +49,13 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
         };
         let shape = a.format.shape(w, h);
         let meta = PixelInfo::new(a.format, &buf);
-        if let Err(e) = out.write(DType::U8, &shape, &buf, meta.bytes()) {
-            break Err(e);
+        match out.write(DType::U8, &shape, &buf, meta.bytes()) {
+            Ok(()) => published += 1,
+            // Readers pinning every slot, or someone truncating the channel, cost a frame, not
+            // the writer: count it, say so at most once a second, go on.
+            Err(e) if dropped.note(&e) => {}
+            Err(e) => break Err(e),
         }
-        published += 1;
         if a.frames.is_some_and(|n| published >= n) {
             break Ok(()); // not after a last wait of one period
         }
@@ -95,5 +99,32 @@ fn sleep_until(t: Instant) {
             return;
         }
         std::thread::sleep((t - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// Frames dropped because of readers or a truncation, warned about at a bounded rate.
+#[derive(Default)]
+struct Dropped {
+    count: u64,
+    warned: Option<Instant>,
+}
+
+impl Dropped {
+    /// `true` if `e` costs one frame and the writer goes on.
+    fn note(&mut self, e: &anyhow::Error) -> bool {
+        use shmframe::WriteError;
+        let droppable = matches!(
+            e.downcast_ref::<WriteError>(),
+            Some(WriteError::AllSlotsPinned { .. }) | Some(WriteError::Truncated { .. })
+        );
+        if !droppable {
+            return false;
+        }
+        self.count += 1;
+        if self.warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.warned = Some(Instant::now());
+            eprintln!("shmframe write: warning: {e} ({} frames dropped so far)", self.count);
+        }
+        true
     }
 }
