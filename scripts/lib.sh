@@ -72,3 +72,15 @@ check() {
     echo "FAILED: $title"
   fi
 }
+
+# skip_or_fail WHAT: ends a part whose environment is missing (WHAT says what is missing and
+# which tests did not run). Exits 77, which scripts/test.sh counts as skipped; under CI=true,
+# where every part must run, exits 1 instead.
+skip_or_fail() {
+  if [ "${CI:-}" = true ]; then
+    echo "FAILED: $1 (CI=true: every part must run)"
+    exit 1
+  fi
+  echo "SKIPPED: $1"
+  exit 77
+}

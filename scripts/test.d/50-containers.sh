@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Containers without a container engine: namespace tests of the library, the compose file run by
 # hand in namespaces the way Docker would, and the Dockerfile's build steps run in debug mode.
+# Where the kernel refuses IPC/mount namespaces, the other checks run and the part exits 77
+# (skipped; a failure when CI=true).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 source scripts/lib.sh
@@ -22,14 +24,16 @@ else
   echo "note: this kernel refuses IPC/mount namespaces here; namespace checks are skipped"
 fi
 
-# 1. The namespace tests (crates/shmframe/tests/containers.rs). Where namespaces work, a skip is a
-#    failure.
+# 1. The namespace tests (crates/shmframe/tests/containers.rs), #[ignore]d in `cargo test` since
+#    they need root. The `inner_*` tests are not run here: each runs inside the namespace its
+#    outer test creates.
 namespace_tests() {
   # The tests run the peer example: build it first (a --test selection alone does not).
   cargo build -q -p shmframe --examples &&
-    SHMFRAME_REQUIRE_NAMESPACES=$namespaces cargo test -q -p shmframe --test containers
+    cargo test -q -p shmframe --test containers -- --ignored --skip inner_
 }
-check "namespace tests (cargo test -p shmframe --test containers)" namespace_tests
+[ "$namespaces" = 1 ] &&
+  check "namespace tests (cargo test -p shmframe --test containers -- --ignored)" namespace_tests
 
 # 2. The compose file: schema (docker-compose's validator), then what matters for shared memory.
 need_apt docker-compose >/dev/null
@@ -220,7 +224,6 @@ check "scripts/build-release.sh --debug, then install as the runtime stage does"
 #    namespaces with a tmpfs of shm_size on /dev/shm, the reader joining its namespaces
 #    (ipc: service:writer), both as the image's user (uid 1000). Bounded by --frames.
 compose_run() {
-  [ "$namespaces" = 1 ] || { echo "skipped: no namespaces"; return 0; }
   [ -x "$work/out/shmframe" ] || { echo "no binary (build failed)"; return 1; }
   python - "$work" <<'PY'
 import json, subprocess, sys
@@ -274,7 +277,10 @@ if not ok:
 sys.exit(0 if ok else 1)
 PY
 }
-check "compose services run in namespaces as Docker would (writer, reader joining it)" compose_run
+[ "$namespaces" = 1 ] &&
+  check "compose services run in namespaces as Docker would (writer, reader joining it)" compose_run
 
 echo "containers: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] || exit 1
+[ "$namespaces" = 1 ] ||
+  skip_or_fail "no IPC/mount namespaces here (not root?): the namespace tests and the compose run did not run"

@@ -124,10 +124,14 @@ fn writer_killed_right_after_growing_is_reported_promptly() {
 }
 
 /// Article: the writer crashed mid-write and readers hung on (or read) a half-written frame.
-/// Here: readers never see the partial frame, report the writer gone within about a second, a
-/// restarted writer takes the name over, and the readers resume by themselves.
+/// Here: readers never see the partial frame, report the writer gone (naming it) within about a
+/// second, a new writer takes the stale name over, and the readers resume by themselves: two
+/// reader processes (copy and view) and one in the test process, whose first frame from the new
+/// writer is its index 0.
 #[test]
 fn article_writer_kill9_mid_write_restart_readers_resume() {
+    const SHAPE: [usize; 3] = [64, 64, 3];
+    const LEN: usize = 64 * 64 * 3;
     let g = Guard::new("a-wkill");
     let n = g.name.as_str();
     let mut w = peer(&["write", n, "--hold-ms", "100", "--shape", "64x64x3"]);
@@ -145,22 +149,45 @@ fn article_writer_kill9_mid_write_restart_readers_resume() {
     for r in &readers {
         r.wait_stderr("reader ready");
     }
+    let mut inproc = Reader::open(n).unwrap();
+    assert!(inproc.next(Some(LONG)).is_ok());
     eventually("frames published", || {
         channels::inspect(n).is_ok_and(|s| s.frames >= 3)
     });
     w.kill9();
     let killed = Instant::now();
     let published = channels::inspect(n).unwrap().frames;
+    loop {
+        match inproc.next(Some(LONG)) {
+            Ok(f) => assert!(is_pattern(f.index, &f.data), "frame {} torn", f.index),
+            Err(ReadError::WriterGone { pid, .. }) => {
+                assert_eq!(pid, w.pid());
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(killed.elapsed() < Duration::from_secs(5));
     for r in &readers {
         let (t, line) = r.wait_stderr("is gone");
         let after = t.duration_since(killed);
         assert!(after < Duration::from_secs(5), "{after:?}: {line}");
         eprintln!("writer death noticed after {after:?}");
     }
-    let mut w2 = peer(&[
-        "write", n, "--frames", "40", "--fps", "200", "--shape", "64x64x3",
-    ]);
-    assert!(w2.wait().success());
+    let mut w2 = Writer::create(n, WriterOptions::new()).expect("take over the stale name");
+    assert_eq!(g.leftovers().len(), 1);
+    for i in 0..40 {
+        w2.write(DType::U8, &SHAPE, &pattern_frame(i, LEN)).unwrap();
+        if i == 0 {
+            // The in-process reader resumes by itself: a new stream, indices from 0.
+            let f = inproc.next(Some(LONG)).unwrap();
+            assert_eq!(f.index, 0);
+            assert!(is_pattern(0, &f.data));
+            assert_eq!(inproc.writer_pid(), std::process::id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    w2.close().unwrap();
     for r in &mut readers {
         let (st, s) = r.summary();
         assert!(st.success(), "{st} {s:?}");
@@ -177,56 +204,80 @@ fn article_writer_kill9_mid_write_restart_readers_resume() {
 }
 
 /// Article: a reader crashed while using the frame (holding the semaphore: the writer blocked
-/// forever). Here: a zero-copy reader is killed while holding a view; the writer process never
-/// waits, and the slot is used again once the reader is gone.
+/// forever). Here: a zero-copy reader is killed while holding a view; the writer never errs or
+/// waits, even with one of its two slots pinned, and both slots are used again by the next two
+/// frames once the reader is gone (and its pin is reclaimed: the first time it is in the way).
 #[test]
 fn article_reader_kill9_holding_view_writer_unaffected() {
     let g = Guard::new("a-rkill");
     let n = g.name.as_str();
-    let mut w = peer(&["write", n, "--slots", "2", "--fps", "500", "--shape", "8x8"]);
-    w.wait_stderr("writer ready");
+    let mut w = Writer::create(n, WriterOptions::new().slots(2)).unwrap();
+    let shape = [8, 8];
+    let mut index = 0u64;
+    let mut write = |w: &mut Writer| {
+        let data = pattern_frame(index, 64);
+        assert_eq!(w.write(DType::U8, &shape, &data).unwrap(), index);
+        index += 1;
+    };
+    write(&mut w);
     let mut r = peer(&["read", n, "--view", "--hold-ms", "600000", "--frames", "1"]);
     r.wait_stderr("reader ready");
-    let pinned = |s: &channels::ChannelStatus| {
-        s.slot_frames
-            .iter()
-            .any(|f| f.is_some_and(|i| i + 10 < s.frames))
-    };
+    // Keep publishing until one slot stays behind: the reader's pinned view.
     eventually("a slot pinned by the reader", || {
-        channels::inspect(n).is_ok_and(|s| pinned(&s))
-    });
-    let during = channels::inspect(n).unwrap().frames;
-    eventually(
-        "the writer keeps publishing with one of two slots pinned",
-        || channels::inspect(n).unwrap().frames > during + 50,
-    );
-    r.kill9();
-    let at_kill = channels::inspect(n).unwrap().frames;
-    eventually("both slots hold new frames", || {
+        for _ in 0..12 {
+            write(&mut w);
+        }
         let s = channels::inspect(n).unwrap();
         s.slot_frames
             .iter()
-            .all(|f| f.is_some_and(|i| i >= at_kill))
+            .any(|f| f.is_some_and(|i| i + 10 < s.frames))
     });
-    assert!(w.child.try_wait().unwrap().is_none(), "the writer died");
-    assert!(channels::inspect(n).unwrap().writer_alive);
+    for _ in 0..100 {
+        write(&mut w); // unaffected by the pin: one slot is enough
+    }
+    r.kill9();
+    // The writer tests a pinning reader's lock at most every 100 ms: after that, the dead
+    // reader's pin is reclaimed the first time it is in the way.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let head = w.frames_published();
+    for _ in 0..2 {
+        write(&mut w);
+    }
+    let s = channels::inspect(n).unwrap();
+    assert!(
+        s.slot_frames.iter().all(|f| f.is_some_and(|i| i >= head)),
+        "every slot reused after the reader died: {:?} (head {head})",
+        s.slot_frames
+    );
+    w.close().unwrap();
+    assert_eq!(g.leftovers(), Vec::<String>::new());
 }
 
-/// Article: the reader had to be started after the writer. Here either order works.
+/// Article: the reader had to be started after the writer. Here either order works: readers
+/// waiting for a channel create nothing, and attach as soon as its writer appears.
 #[test]
 fn article_reader_started_first() {
     let g = Guard::new("a-first");
     let n = g.name.as_str();
-    let mut r = peer(&["read", n, "--until-gone", "--wait", "60", "--timeout", "60"]);
-    std::thread::sleep(Duration::from_millis(100));
+    let mut readers = [
+        peer(&["read", n, "--until-gone", "--wait", "60", "--timeout", "60"]),
+        peer(&["read", n, "--wait", "60", "--frames", "5"]),
+    ];
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
     let mut w = peer(&["write", n, "--frames", "200", "--fps", "400"]);
     assert!(w.wait().success());
-    let (st, s) = r.summary();
-    assert!(
-        st.success() && s.num("frames") > 0 && s.no_errors(),
-        "{st} {s:?}"
-    );
-    assert_eq!(s.num("torn"), 0);
+    for (r, five) in readers.iter_mut().zip([false, true]) {
+        let (st, s) = r.summary();
+        assert!(
+            st.success() && s.num("frames") > 0 && s.no_errors(),
+            "{st} {s:?}"
+        );
+        assert_eq!(s.num("torn"), 0, "{s:?}");
+        if five {
+            assert_eq!(s.num("frames"), 5, "{s:?}");
+        }
+    }
     assert!(g.leftovers().is_empty());
 }
 
@@ -280,7 +331,8 @@ fn article_size_changes_up_and_down() {
     assert_eq!(left[1], format!("shmframe.{}", g.name), "{left:?}");
 }
 
-/// Article: two writers on one name corrupted each other's frames. Here the second is refused.
+/// Article: two writers on one name corrupted each other's frames. Here the second is refused,
+/// told who holds the name (library and `peer`, which exits 3), and the live channel is untouched.
 #[test]
 fn article_second_writer_on_live_name() {
     let g = Guard::new("a-two");
@@ -294,11 +346,13 @@ fn article_second_writer_on_live_name() {
         line.contains("already has a live writer") && line.contains(&w.pid().to_string()),
         "{line}"
     );
-    assert!(matches!(
-        Writer::create(n, WriterOptions::new()),
-        Err(CreateError::Busy { .. })
-    ));
-    let r = Reader::open(n).unwrap();
+    match Writer::create(n, WriterOptions::new()) {
+        Err(CreateError::Busy { pid, .. }) => assert_eq!(pid, w.pid()),
+        Err(e) => panic!("expected Busy, got {e}"),
+        Ok(_) => panic!("a second writer was allowed on a live channel"),
+    }
+    let mut r = Reader::open(n).unwrap();
+    assert!(r.next(Some(LONG)).is_ok());
     assert_eq!(r.writer_pid(), w.pid());
 }
 

@@ -5,26 +5,20 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The interpreter with posix_ipc and numpy named by `SHMFRAME_TEST_PYTHON`, or `None` (and a
-/// loud note) when it is not configured.
-pub fn python() -> Option<PathBuf> {
+/// The interpreter with posix_ipc and numpy named by `SHMFRAME_TEST_PYTHON`. The tests that call
+/// this are `#[ignore]`d: `scripts/test.d/30-seed.sh` sets the variable up and runs them; run by
+/// hand without it, they fail with this message.
+pub fn python() -> PathBuf {
     match std::env::var_os("SHMFRAME_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            // Straight to stderr, not eprintln!: the test harness would swallow that for a
-            // passing test, and a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: SHMFRAME_TEST_PYTHON is not set, so this test of the article's \
-                 protocol against the Python peers does not run. Run scripts/test.d/30-seed.sh \
-                 (it installs posix_ipc and numpy and sets the variable).\n"
-            );
-            None
-        }
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "SHMFRAME_TEST_PYTHON is not set: this test of the article's protocol needs the \
+             Python peers (posix_ipc and numpy); run scripts/test.d/30-seed.sh, which installs \
+             them and sets the variable"
+        ),
     }
 }
 
