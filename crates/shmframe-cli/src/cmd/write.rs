@@ -121,9 +121,15 @@ impl Dropped {
             return false;
         }
         self.count += 1;
-        if self.warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if self
+            .warned
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
             self.warned = Some(Instant::now());
-            eprintln!("shmframe write: warning: {e} ({} frames dropped so far)", self.count);
+            eprintln!(
+                "shmframe write: warning: {e} ({} frames dropped so far)",
+                self.count
+            );
         }
         true
     }
