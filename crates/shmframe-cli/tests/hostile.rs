@@ -538,3 +538,28 @@ fn foreign_entries_are_named_never_opened_and_never_removed_as_stale() {
     d.signal(w, Signal::INT);
     ok(&d.wait(w));
 }
+
+/// Readers that pin every slot cost the writer frames, never its life: `shmframe write --slots 1`
+/// under a reader holding a view of the only slot warns (at a bounded rate), goes on, and
+/// publishes the rest once the view is gone. (It used to exit 1 after one frame.)
+#[test]
+fn write_keeps_running_while_readers_pin_every_slot() {
+    let mut d = Dir::new("pinall");
+    let ch = d.channel("pinall");
+    let (i, log) = d.spawn_logged(&[
+        "write", &ch, "--slots", "1", "--fps", "100", "--frames", "60",
+    ]);
+    d.wait_channel(&ch);
+    let mut r = shmframe::Reader::open_wait(&ch, Duration::from_secs(10)).unwrap();
+    let v = r.next_view(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = v.index;
+    drop(v);
+    let out = d.wait(i);
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("pinned") && err.contains("dropped"), "{err}");
+    // The warning is rate-limited: about one a second, not one per dropped frame.
+    assert!(err.matches("dropped so far").count() <= 4, "{err}");
+    assert!(first < 60);
+}
