@@ -27,7 +27,7 @@
 //!
 //! Errors that stop a bridge are [`BridgeError`]s; the sending side is in `send.rs`, the
 //! receiving side in `receive.rs`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
