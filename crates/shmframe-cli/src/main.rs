@@ -4,6 +4,7 @@
 //!
 //! `main` only parses the command line, installs the Ctrl-C handler and maps errors to an exit
 //! code; each subcommand lives in `cmd/`.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod cmd;

@@ -226,7 +226,7 @@ fn side(args: &[String]) {
         let _ = std::fs::remove_file(p);
     }
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {:#}", anyhow::Error::from(e));
         std::process::exit(1);
     }
 }

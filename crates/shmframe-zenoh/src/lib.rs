@@ -8,8 +8,9 @@
 //!
 //! Both directions are latest-wins, like a local reader that keeps up with a display: the sending
 //! side reads with [`shmframe::Reader::set_latest_only`] and publishes with
-//! [`CongestionControl::Drop`], the receiving side keeps only the newest sample that arrived. What
-//! was skipped is counted and reported on stderr ([`BridgeStats`]).
+//! [`CongestionControl::Drop`](zenoh::qos::CongestionControl::Drop), the receiving side keeps
+//! only the newest sample that arrived. What was skipped is counted and reported on stderr
+//! ([`BridgeStats`]).
 //!
 //! Sessions are Zenoh peers by default (no router needed; peers on one network find each other by
 //! multicast scouting), with `connect`/`listen` endpoints and a Zenoh configuration file honoured
@@ -21,22 +22,26 @@
 //! let opts = ZenohOptions { listen: vec!["tcp/0.0.0.0:7447".into()], ..Default::default() };
 //! let stop = AtomicBool::new(false); // set from a Ctrl-C handler
 //! channel_to_zenoh("camera0", "lab/camera0", &opts, &stop)?;
-//! # Ok::<(), anyhow::Error>(())
+//! # Ok::<(), shmframe_zenoh::BridgeError>(())
 //! ```
-#![deny(unsafe_code)]
+//!
+//! Errors that stop a bridge are [`BridgeError`]s; the sending side is in `send.rs`, the
+//! receiving side in `receive.rs`.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
+mod receive;
+mod send;
 pub mod wire;
 
-use anyhow::{anyhow, bail, Context};
-use shmframe::{ReadError, Reader, Schema, Writer, WriterOptions};
+pub use error::BridgeError;
+pub use receive::receive;
+pub use send::send;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use wire::WireFrame;
-use zenoh::qos::CongestionControl;
-use zenoh::sample::Sample;
 use zenoh::Wait;
 
 /// The Zenoh crate this bridge is built with (for programs that talk to the bridge directly).
@@ -84,14 +89,11 @@ pub struct BridgeStats {
 
 /// Builds the Zenoh configuration: the file if given (else Zenoh's defaults: peer mode, multicast
 /// scouting), then the `connect` and `listen` endpoints on top.
-pub fn zenoh_config(opts: &ZenohOptions) -> anyhow::Result<zenoh::Config> {
+pub fn zenoh_config(opts: &ZenohOptions) -> Result<zenoh::Config, BridgeError> {
     let mut config = match &opts.config {
-        Some(path) => zenoh::Config::from_file(path).map_err(|e| {
-            anyhow!(
-                "cannot use Zenoh configuration file {}: {} (see Zenoh's DEFAULT_CONFIG.json5 for the format)",
-                path.display(),
-                zerr(e)
-            )
+        Some(path) => zenoh::Config::from_file(path).map_err(|e| BridgeError::ConfigFile {
+            path: path.clone(),
+            reason: zerr(e),
         })?,
         None => zenoh::Config::default(),
     };
@@ -103,18 +105,7 @@ pub fn zenoh_config(opts: &ZenohOptions) -> anyhow::Result<zenoh::Config> {
             continue;
         }
         for e in endpoints {
-            let parsed: zenoh::config::EndPoint = e.parse().map_err(|err| {
-                anyhow!(
-                    "invalid {flag} endpoint `{e}`: {err}; give one such as tcp/192.168.1.10:7447"
-                )
-            })?;
-            let proto = parsed.protocol();
-            if proto.as_str() != "tcp" {
-                bail!(
-                    "{flag} endpoint `{e}` uses `{}`, but this bridge is built with the tcp transport only; use tcp/HOST:PORT",
-                    proto.as_str()
-                );
-            }
+            check_endpoint(flag, e)?;
         }
         let list: Vec<String> = endpoints.iter().map(|e| json_string(e)).collect();
         config
@@ -122,9 +113,31 @@ pub fn zenoh_config(opts: &ZenohOptions) -> anyhow::Result<zenoh::Config> {
                 &format!("{what}/endpoints"),
                 &format!("[{}]", list.join(",")),
             )
-            .map_err(|err| anyhow!("cannot set {flag} endpoints {endpoints:?}: {}", zerr(err)))?;
+            .map_err(|err| BridgeError::SetEndpoints {
+                flag,
+                endpoints: endpoints.clone(),
+                reason: zerr(err),
+            })?;
     }
     Ok(config)
+}
+
+/// Checks that endpoint `e` (of option `flag`) parses and uses the one transport built in.
+fn check_endpoint(flag: &'static str, e: &str) -> Result<(), BridgeError> {
+    let parsed: zenoh::config::EndPoint = e.parse().map_err(|err| BridgeError::BadEndpoint {
+        flag,
+        endpoint: e.to_string(),
+        reason: format!("{err}"),
+    })?;
+    let proto = parsed.protocol();
+    if proto.as_str() != "tcp" {
+        return Err(BridgeError::UnsupportedTransport {
+            flag,
+            endpoint: e.to_string(),
+            protocol: proto.as_str().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// A Zenoh error as text, without the source locations Zenoh inserts (` at /path/file.rs:123.`).
@@ -164,22 +177,17 @@ fn json_string(s: &str) -> String {
     out
 }
 
-fn open_session(opts: &ZenohOptions) -> anyhow::Result<zenoh::Session> {
+fn open_session(opts: &ZenohOptions) -> Result<zenoh::Session, BridgeError> {
     let config = zenoh_config(opts)?;
-    zenoh::open(config).wait().map_err(|e| {
-        anyhow!(
-            "cannot open a Zenoh session: {} (check the --zenoh-listen/--zenoh-connect endpoints: is the port free, is the address this host's?)",
-            zerr(e)
-        )
-    })
+    zenoh::open(config)
+        .wait()
+        .map_err(|e| BridgeError::Session { reason: zerr(e) })
 }
 
-fn key_expr(key: &str) -> anyhow::Result<zenoh::key_expr::KeyExpr<'static>> {
-    zenoh::key_expr::KeyExpr::try_from(key.to_string()).map_err(|e| {
-        anyhow!(
-            "invalid Zenoh key expression `{key}`: {}; use slash-separated words such as lab/camera0",
-            zerr(e)
-        )
+fn key_expr(key: &str) -> Result<zenoh::key_expr::KeyExpr<'static>, BridgeError> {
+    zenoh::key_expr::KeyExpr::try_from(key.to_string()).map_err(|e| BridgeError::KeyExpr {
+        key: key.to_string(),
+        reason: zerr(e),
     })
 }
 
@@ -237,7 +245,7 @@ pub fn channel_to_zenoh(
     key: &str,
     opts: &ZenohOptions,
     stop: &AtomicBool,
-) -> anyhow::Result<()> {
+) -> Result<(), BridgeError> {
     send(channel, key, opts, stop, None).map(|_| ())
 }
 
@@ -247,279 +255,8 @@ pub fn zenoh_to_channel(
     channel: &str,
     opts: &ZenohOptions,
     stop: &AtomicBool,
-) -> anyhow::Result<()> {
+) -> Result<(), BridgeError> {
     receive(key, channel, opts, stop, None).map(|_| ())
-}
-
-/// As [`channel_to_zenoh`], stopping after `frames` frames if given; returns the counters.
-pub fn send(
-    channel: &str,
-    key: &str,
-    opts: &ZenohOptions,
-    stop: &AtomicBool,
-    frames: Option<u64>,
-) -> anyhow::Result<BridgeStats> {
-    let label = format!("shmframe bridge {channel} -> zenoh:{key}");
-    let ke = key_expr(key)?;
-    let session = open_session(opts)?;
-    let publisher = session
-        .declare_publisher(ke)
-        .congestion_control(CongestionControl::Drop)
-        .wait()
-        .map_err(|e| anyhow!("cannot declare a Zenoh publisher on `{key}`: {}", zerr(e)))?;
-    let stream = random_u64();
-    let mut stats = BridgeStats::default();
-    let mut report = Reporter::new(label.clone());
-
-    let mut waiting = false;
-    let mut reader = loop {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(stats);
-        }
-        match Reader::open_wait(channel, STOP_POLL) {
-            Ok(r) => break r,
-            Err(shmframe::OpenError::Timeout { .. }) => {
-                if !waiting {
-                    eprintln!("{label}: waiting for local channel `{channel}` to appear");
-                    waiting = true;
-                }
-                continue;
-            }
-            Err(e) => return Err(e).with_context(|| format!("{label}: opening the local channel")),
-        }
-    };
-    reader.set_latest_only(true);
-    eprintln!("{label}: publishing (Zenoh id {})", session.zid());
-    let mut writer_gone = false;
-    let mut matched = true;
-    while !stop.load(Ordering::Relaxed) && frames.is_none_or(|n| stats.frames < n) {
-        report.tick(&stats, true);
-        let view = match reader.next_view(Some(STOP_POLL)) {
-            Ok(v) => v,
-            Err(ReadError::Timeout { .. }) => continue,
-            Err(ReadError::WriterGone { .. }) | Err(ReadError::Closed { .. }) => {
-                if !writer_gone {
-                    eprintln!("{label}: the local writer is gone; waiting for a new one");
-                    writer_gone = true;
-                }
-                continue;
-            }
-            Err(e @ ReadError::CorruptFrame { .. }) => {
-                stats.errors += 1;
-                eprintln!("{label}: {e}");
-                continue;
-            }
-            Err(e) => return Err(e).with_context(|| format!("{label}: reading the local channel")),
-        };
-        if writer_gone {
-            eprintln!("{label}: a writer is back");
-            writer_gone = false;
-        }
-        // Nobody subscribes (yet, or any more): don't copy and send frames into the void.
-        let now_matched = publisher
-            .matching_status()
-            .wait()
-            .map_or(true, |m| m.matching());
-        if now_matched != matched {
-            matched = now_matched;
-            eprintln!(
-                "{label}: {}",
-                if matched {
-                    "a subscriber is there; sending"
-                } else {
-                    "no subscriber on this key expression; waiting for one"
-                }
-            );
-        }
-        if !matched {
-            continue;
-        }
-        let schema = reader.schema().map(Schema::encode).unwrap_or_default();
-        let frame = WireFrame {
-            stream,
-            index: view.index,
-            timestamp_ns: view.timestamp_ns,
-            dtype: view.dtype,
-            shape: view.shape.clone(),
-            schema: &schema,
-            meta: &view.meta,
-            payload: view.data(),
-        };
-        let message = frame.encode();
-        stats.skipped += view.missed;
-        stats.bytes += view.data().len() as u64;
-        // Unpin the slot before the network send: the writer can use it again.
-        drop(view);
-        if let Err(e) = publisher.put(message).wait() {
-            stats.errors += 1;
-            eprintln!("{label}: publishing failed: {}", zerr(e));
-            continue;
-        }
-        stats.frames += 1;
-    }
-    report.print(&stats, true);
-    let _ = publisher.undeclare().wait();
-    let _ = session.close().wait();
-    Ok(stats)
-}
-
-/// The newest sample that arrived and is not yet written: the subscriber's callback replaces it,
-/// the bridge loop takes it (latest-wins, so a slow local side never queues without bound).
-#[derive(Default)]
-struct Latest {
-    slot: Mutex<Option<Sample>>,
-    ready: Condvar,
-    replaced: AtomicU64,
-}
-
-impl Latest {
-    fn put(&self, s: Sample) {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.replace(s).is_some() {
-            self.replaced.fetch_add(1, Ordering::Relaxed);
-        }
-        drop(slot);
-        self.ready.notify_one();
-    }
-
-    fn take(&self, timeout: Duration) -> Option<Sample> {
-        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut slot, _) = self
-            .ready
-            .wait_timeout_while(slot, timeout, |s| s.is_none())
-            .unwrap_or_else(|p| p.into_inner());
-        slot.take()
-    }
-}
-
-/// Limits log lines about rejected messages: the first few each, then one per second.
-struct RateLimit {
-    lines: u32,
-    last: Option<Instant>,
-}
-
-impl RateLimit {
-    const FREE: u32 = 10;
-
-    fn ready(&mut self) -> bool {
-        let now = Instant::now();
-        self.lines += 1;
-        if self.lines > Self::FREE && self.last.is_some_and(|t| now - t < Duration::from_secs(1)) {
-            return false;
-        }
-        self.last = Some(now);
-        true
-    }
-}
-
-/// As [`zenoh_to_channel`], stopping after `frames` frames if given; returns the counters.
-pub fn receive(
-    key: &str,
-    channel: &str,
-    opts: &ZenohOptions,
-    stop: &AtomicBool,
-    frames: Option<u64>,
-) -> anyhow::Result<BridgeStats> {
-    let label = format!("shmframe bridge zenoh:{key} -> {channel}");
-    shmframe::Name::new(channel).map_err(|e| anyhow!("{label}: {e}"))?;
-    let ke = key_expr(key)?;
-    let session = open_session(opts)?;
-    let latest = Arc::new(Latest::default());
-    let sink = latest.clone();
-    let subscriber = session
-        .declare_subscriber(ke)
-        .callback(move |s| sink.put(s))
-        .wait()
-        .map_err(|e| anyhow!("cannot declare a Zenoh subscriber on `{key}`: {}", zerr(e)))?;
-    eprintln!("{label}: subscribed (Zenoh id {})", session.zid());
-
-    let mut stats = BridgeStats::default();
-    let mut report = Reporter::new(label.clone());
-    let mut writer: Option<Writer> = None;
-    let mut last: Option<(u64, u64)> = None; // (stream, index)
-    let mut log_rejects = RateLimit {
-        lines: 0,
-        last: None,
-    };
-    while !stop.load(Ordering::Relaxed) && frames.is_none_or(|n| stats.frames < n) {
-        stats.dropped = latest.replaced.load(Ordering::Relaxed);
-        report.tick(&stats, false);
-        let Some(sample) = latest.take(STOP_POLL) else {
-            continue;
-        };
-        let bytes = sample.payload().to_bytes();
-        let (frame, schema) = match WireFrame::decode(&bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                stats.rejected += 1;
-                if log_rejects.ready() {
-                    eprintln!(
-                        "{label}: refused a message of {} bytes on `{}`: {e} ({} refused so far)",
-                        bytes.len(),
-                        sample.key_expr(),
-                        stats.rejected
-                    );
-                }
-                continue;
-            }
-        };
-        match last {
-            Some((stream, index)) if stream == frame.stream && frame.index > index => {
-                stats.lost += frame.index - index - 1;
-            }
-            Some((stream, _)) if stream != frame.stream => eprintln!(
-                "{label}: the sender restarted (a new stream, from frame index {})",
-                frame.index
-            ),
-            Some(_) => eprintln!(
-                "{label}: the sender's writer restarted (frame indices start again at {})",
-                frame.index
-            ),
-            None => {}
-        }
-        last = Some((frame.stream, frame.index));
-
-        if writer
-            .as_ref()
-            .is_some_and(|w| w.schema() != schema.as_ref())
-        {
-            eprintln!("{label}: the metadata schema changed; recreating the local channel");
-            if let Some(w) = writer.take() {
-                let _ = w.close();
-            }
-        }
-        if writer.is_none() {
-            let mut wo = WriterOptions::new().capacity(frame.payload.len());
-            if let Some(s) = &schema {
-                wo = wo.schema(s.clone());
-            }
-            let w = Writer::create(channel, wo).with_context(|| {
-                format!("{label}: creating local channel `{channel}` for the frames from Zenoh")
-            })?;
-            eprintln!("{label}: created local channel `{channel}`");
-            writer = Some(w);
-        }
-        let w = writer.as_mut().expect("created above");
-        match w.write_with_meta(frame.dtype, &frame.shape, frame.payload, frame.meta) {
-            Ok(_) => {
-                stats.frames += 1;
-                stats.bytes += frame.payload.len() as u64;
-            }
-            Err(e) => {
-                stats.errors += 1;
-                eprintln!("{label}: {e}");
-            }
-        }
-    }
-    stats.dropped = latest.replaced.load(Ordering::Relaxed);
-    report.print(&stats, false);
-    let _ = subscriber.undeclare().wait();
-    let _ = session.close().wait();
-    if let Some(w) = writer {
-        w.close()
-            .with_context(|| format!("{label}: closing local channel `{channel}`"))?;
-    }
-    Ok(stats)
 }
 
 #[cfg(test)]
