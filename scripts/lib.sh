@@ -23,7 +23,7 @@ need_apt() {
 
 # Every cargo command that builds the CLI uses the same features, so the workspace is built once
 # and no step relinks `target/debug/shmframe` with a different feature set.
-CLI_FEATURES="--features shmframe-cli/gstreamer,shmframe-cli/zenoh"
+CLI_FEATURES="--features shmframe-cli/gstreamer,shmframe-cli/zenoh,shmframe/tokio"
 
 # need_build_deps: system packages the workspace needs to build with $CLI_FEATURES, and to run
 # the GStreamer source's tests (clips made with gst-launch-1.0) in the main `cargo test` step.
