@@ -690,40 +690,14 @@ impl PyReader {
     fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
         // Pin the frame in place, copy it once straight into a new ndarray, unpin.
         let view = self.blocking(py, timeout, |r, slice| r.next_view(Some(slice)))?;
-        // SAFETY: no data pointer: NumPy allocates the array.
-        let array = unsafe { new_array(py, view.dtype, &view.shape, None, true, None)? };
-        let len = view.data().len();
-        // SAFETY: `array` is a fresh C-contiguous ndarray of the view's shape and dtype, exactly
-        // `len` bytes; nothing else has a reference to it yet, so copying into it with the
-        // interpreter detached is race-free.
-        let dst = unsafe {
-            (*array.as_ptr().cast::<npyffi::PyArrayObject>())
-                .fields
-                .data
-        } as usize;
-        py.detach(|| {
-            let src = view.data();
-            // SAFETY: `dst` is valid for `len` bytes (above) and does not overlap shared memory.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, len) };
-        });
-        let meta = meta_bytes(py, &view.meta);
-        Ok((array, meta, view.index, view.timestamp_ns, view.missed))
+        copied_tuple(py, view)
     }
 
     /// Waits for the next frame and returns a read-only zero-copy array over it.
     #[pyo3(signature = (timeout=None))]
     fn view<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
         let view = self.blocking(py, timeout, |r, slice| r.next_view(Some(slice)))?;
-        let owner = Bound::new(py, ViewOwner { view })?;
-        let v = &owner.get().view;
-        let (dtype, shape, data) = (v.dtype, v.shape.clone(), v.data().as_ptr().cast_mut());
-        let (meta, index, ts, missed) =
-            (meta_bytes(py, &v.meta), v.index, v.timestamp_ns, v.missed);
-        // SAFETY: `data` points at the view's bytes, which stay mapped and unchanged (the slot is
-        // pinned) while `owner` lives; `owner` becomes the array's base; the array is read-only.
-        let array =
-            unsafe { new_array(py, dtype, &shape, Some(data), false, Some(owner.into_any()))? };
-        Ok((array, meta, index, ts, missed))
+        owned_tuple(py, view)
     }
 
     /// The newest frame not yet received (a copy), or None; never waits.
