@@ -48,6 +48,14 @@ need_pip() {
   python -m pip install -q "$@"
 }
 
+# build_shared: the one debug build every step shares (the main `cargo build` step's exact
+# command, so a no-op after it). Any other package selection or feature set would unify
+# features differently and rebuild half the workspace.
+build_shared() {
+  # shellcheck disable=SC2086
+  cargo test -q --workspace $CLI_FEATURES --no-run
+}
+
 # The debug build of the shmframe binary that every step shares.
 shmframe_bin() {
   echo "$ROOT/target/debug/shmframe"

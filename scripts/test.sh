@@ -40,7 +40,7 @@ step "build dependencies (apt)" need_build_deps
 if [ -z "$only" ]; then
   step "cargo fmt --check" cargo fmt --all -- --check
   # shellcheck disable=SC2086
-  step "cargo build (shared by every step)" cargo build --workspace --all-targets $CLI_FEATURES
+  step "cargo build (shared by every step)" build_shared
   # shellcheck disable=SC2086
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets $CLI_FEATURES -- -D warnings
   # shellcheck disable=SC2086

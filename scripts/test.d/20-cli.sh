@@ -9,8 +9,7 @@ source scripts/lib.sh
 need_apt xvfb x11-apps x11-utils imagemagick
 
 
-# shellcheck disable=SC2086
-cargo build -q -p shmframe-cli $CLI_FEATURES || exit 1
+build_shared || exit 1
 BIN="$(shmframe_bin)"
 WORK="$(mktemp -d /tmp/sft-cli-window.XXXXXX)"
 CH="sft-cli-window-$$"

@@ -17,11 +17,13 @@ fi
 ignored=()
 [ "$with_python" = 1 ] && ignored=(--include-ignored)
 
-check "shmframe::seed (cargo test -p shmframe --test seed)" \
-  cargo test -p shmframe --test seed -- "${ignored[@]}"
+# The shared build's exact selection and features, so nothing is rebuilt.
 # shellcheck disable=SC2086
-check "shmframe --protocol seed (cargo test -p shmframe-cli --test seed_cli)" \
-  cargo test -p shmframe-cli $CLI_FEATURES --test seed_cli -- "${ignored[@]}"
+check "shmframe::seed (cargo test --test seed)" \
+  cargo test --workspace $CLI_FEATURES --test seed -- "${ignored[@]}"
+# shellcheck disable=SC2086
+check "shmframe --protocol seed (cargo test --test seed_cli)" \
+  cargo test --workspace $CLI_FEATURES --test seed_cli -- "${ignored[@]}"
 
 echo "seed: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || exit 1

@@ -11,7 +11,7 @@ need_venv
 need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc pillow || exit 1
 
 # The cross-language tests drive the debug build of the `shmframe` command.
-cargo build -q -p shmframe-cli $CLI_FEATURES || exit 1
+build_shared || exit 1
 export SHMFRAME_BIN
 SHMFRAME_BIN="$(shmframe_bin)"
 

@@ -28,9 +28,10 @@ fi
 #    they need root. The `inner_*` tests are not run here: each runs inside the namespace its
 #    outer test creates.
 namespace_tests() {
-  # The tests run the peer example: build it first (a --test selection alone does not).
-  cargo build -q -p shmframe --examples &&
-    cargo test -q -p shmframe --test containers -- --ignored --skip inner_
+  # The tests run the peer example, which the shared build includes.
+  build_shared &&
+    # shellcheck disable=SC2086
+    cargo test -q --workspace $CLI_FEATURES --test containers -- --ignored --skip inner_
 }
 [ "$namespaces" = 1 ] &&
   check "namespace tests (cargo test -p shmframe --test containers -- --ignored)" namespace_tests

@@ -6,7 +6,8 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
-export RUSTFLAGS="--cfg loom"
+# Our own cfg name: `--cfg loom` would also switch tokio (a dev-dependency) to its loom model.
+export RUSTFLAGS="--cfg shmframe_loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 args=(-p shmframe --lib --release --target-dir target/loom)
 

@@ -162,8 +162,7 @@ check "Python -> C++: Views, Frames and cv::Mat headers" py_cpp
 cli_c() {
   local ch="$tag-cli" bin="${SHMFRAME_BIN:-}"
   if [ -z "$bin" ]; then
-    # shellcheck disable=SC2086
-    cargo build -q -p shmframe-cli $CLI_FEATURES || return 1
+    build_shared || return 1
     bin="$(shmframe_bin)"
   fi
   pair "$ch" "'$work/peer' read-cli $ch 60" \

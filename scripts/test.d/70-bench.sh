@@ -8,7 +8,7 @@ source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
 
-cargo build -q -p shmframe-cli $CLI_FEATURES || { echo "bench: 0 passed, 1 failed"; exit 1; }
+build_shared || { echo "bench: 0 passed, 1 failed"; exit 1; }
 bin="$(shmframe_bin)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

@@ -6,6 +6,6 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 need_venv
-cargo build -q -p shmframe-cli $CLI_FEATURES || exit 1
+build_shared || exit 1
 export SHMFRAME_TEST_PYTHON="$VENV/bin/python"
 python scripts/check_readme.py

@@ -207,9 +207,9 @@ impl From<OpenError> for Failure {
 impl From<WriteError> for Failure {
     fn from(e: WriteError) -> Failure {
         let status = match &e {
-            WriteError::BadFrame { .. } | WriteError::MetaMismatch { .. } => {
-                SHMFRAME_INVALID_ARGUMENT
-            }
+            WriteError::BadFrame { .. }
+            | WriteError::MetaMismatch { .. }
+            | WriteError::LoanOpen { .. } => SHMFRAME_INVALID_ARGUMENT,
             WriteError::AllSlotsPinned { .. } => SHMFRAME_SLOTS_PINNED,
             WriteError::Grow { source, .. } => create_status(source),
             _ => SHMFRAME_IO,

@@ -14,7 +14,7 @@
 
 use numpy::npyffi::{self, npy_intp, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyPermissionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
@@ -105,31 +105,20 @@ fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
 /// A `LayoutMismatch` if `/dev/shm/shmframe.NAME` exists but is not a regular file (a FIFO, a
 /// directory, a link…): another program owns the name, and opening a FIFO would block.
 fn refuse_non_regular(name: &str) -> PyResult<()> {
-    use std::os::unix::fs::FileTypeExt;
     let Ok(name) = shmframe::Name::new(name) else {
         return Ok(()); // the library reports the bad name
     };
     let path = name.file_path();
-    let Ok(ft) = std::fs::symlink_metadata(&path).map(|m| m.file_type()) else {
-        return Ok(());
-    };
-    let kind = if ft.is_file() {
-        return Ok(());
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_symlink() {
-        "a symbolic link"
-    } else if ft.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if ft.is_socket() {
-        "a Unix socket"
-    } else {
-        "not a regular file"
-    };
-    Err(LayoutMismatch::new_err(format!(
-        "{} is {kind}, not a shmframe channel: another program owns this name; pick another name",
-        path.display()
-    )))
+    match std::fs::symlink_metadata(&path) {
+        Ok(md) => match shmframe::channels::non_regular(md.file_type()) {
+            Some(kind) => Err(LayoutMismatch::new_err(format!(
+                "{} is {kind}, not a shmframe channel: another program owns this name; pick another name",
+                path.display()
+            ))),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
 }
 
 /// Runs `step` with the interpreter detached, in slices of at most [`SLICE`] until `deadline`,
@@ -849,6 +838,20 @@ fn monotonic_ns() -> u64 {
     shmframe::monotonic_ns()
 }
 
+/// Removes channel `name` (and its pin tables) from /dev/shm, as `shmframe rm NAME` does:
+/// processes that have it open keep their mapping, nobody new can attach. For channels written
+/// with `keep=True`, which outlive their writer.
+#[pyfunction]
+fn remove(name: &str) -> PyResult<()> {
+    use shmframe::RemoveError;
+    shmframe::channels::remove(name).map_err(|e| match e {
+        RemoveError::Name(_) => PyValueError::new_err(e.to_string()),
+        RemoveError::NotFound { .. } => ChannelNotFound::new_err(e.to_string()),
+        RemoveError::PermissionDenied { .. } => PyPermissionError::new_err(e.to_string()),
+        _ => PyOSError::new_err(e.to_string()),
+    })
+}
+
 /// The compiled core of `shmframe`; import `shmframe` instead.
 #[pymodule]
 fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -857,6 +860,7 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LoanMapping>()?;
     m.add_class::<ViewOwner>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(remove, m)?)?;
     m.add("MAX_DIMS", shmframe::layout::MAX_DIMS)?;
     Ok(())
 }

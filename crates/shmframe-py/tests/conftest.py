@@ -31,9 +31,15 @@ def no_leftovers():
 
 
 @pytest.fixture
-def name() -> str:
-    """A channel name unique to this test (the object is /dev/shm/shmframe.pyt-PID-N)."""
-    return f"{PREFIX}{next(_counter)}"
+def name():
+    """A channel name unique to this test (the object is /dev/shm/shmframe.pyt-PID-N). The test
+    fails if it leaves the channel or its pin table (shmframe-pins.pyt-PID-N.LINEAGE) behind."""
+    n = f"{PREFIX}{next(_counter)}"
+    yield n
+    left = [p for p in os.listdir("/dev/shm") if p == f"shmframe.{n}" or p.startswith(f"shmframe-pins.{n}.")]
+    for p in left:
+        os.unlink(os.path.join("/dev/shm", p))
+    assert not left, f"the test left objects of its channel {n} in /dev/shm: {left}"
 
 
 class Child:

@@ -181,7 +181,10 @@ def test_mode_and_keep(name):
             with pytest.raises(shmframe.ChannelClosed):
                 r.read(timeout=1)
     finally:
-        os.unlink(f"/dev/shm/shmframe.{name}")
+        shmframe.remove(name)  # the channel and its pin table
+    assert not os.path.exists(f"/dev/shm/shmframe.{name}")
+    with pytest.raises(shmframe.ChannelNotFound, match=name):
+        shmframe.remove(name)
 
 
 @pytest.mark.parametrize("slots", [0, 65])

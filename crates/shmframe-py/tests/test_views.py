@@ -113,7 +113,7 @@ def test_loan_rules(name):
         with loan as buf:
             with pytest.raises(ValueError, match="already open"):
                 w.loan((1,), "uint8").__enter__()
-            with pytest.raises(ValueError, match="loan is still open"):
+            with pytest.raises(ValueError, match="is still open: publish or discard it"):
                 w.write(np.zeros(1))
         with pytest.raises(shmframe.Error, match="already used"):
             loan.__enter__()

@@ -5,6 +5,7 @@ use crate::frame::{DType, Schema};
 use crate::layout::{
     off, HeaderFixed, HEADER_REGION, LAYOUT_VERSION, MAGIC, STATE_CLOSED, STATE_OPEN,
 };
+pub use crate::mapped::non_regular;
 use crate::mapped::Channel;
 use crate::name::{Name, OBJECT_PREFIX, PINS_PREFIX, SHM_DIR};
 use crate::ring;
@@ -97,13 +98,14 @@ fn status(ch: &Channel) -> ChannelStatus {
 }
 
 /// Describes channel `name`. An entry of that name that is not a regular file (a FIFO, a
-/// directory, a link…) is refused without being opened, as [`OpenError::NotOurs`].
+/// directory, a link…) is refused without being opened, as [`OpenError::NotAFile`].
 pub fn inspect(name: &str) -> Result<ChannelStatus, OpenError> {
     let name = Name::new(name)?;
     if let Ok(md) = std::fs::symlink_metadata(name.file_path()) {
-        if non_regular(md.file_type()).is_some() {
-            return Err(OpenError::NotOurs {
+        if let Some(kind) = non_regular(md.file_type()) {
+            return Err(OpenError::NotAFile {
                 path: name.file_path().display().to_string(),
+                kind,
             });
         }
     }
@@ -298,30 +300,6 @@ fn provably_dead(object: &str) -> bool {
     }
     // Still the same object under the name (a new writer may have taken it over meanwhile).
     std::fs::symlink_metadata(&path).is_ok_and(|m| same(&m))
-}
-
-/// The kind of a directory entry that is not a regular file, as `ls` and `rm` report it. Such
-/// entries are never opened: opening a FIFO blocks until a writer appears, a symbolic link leads
-/// elsewhere, and neither is a shared-memory object.
-fn non_regular(ft: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a directory")
-    } else if ft.is_symlink() {
-        Some("a symbolic link")
-    } else if ft.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if ft.is_socket() {
-        Some("a Unix socket")
-    } else if ft.is_char_device() {
-        Some("a character device")
-    } else if ft.is_block_device() {
-        Some("a block device")
-    } else {
-        Some("not a regular file")
-    }
 }
 
 /// A file name as `list` shows it: valid UTF-8 as is, except `\` (written `\\`), control

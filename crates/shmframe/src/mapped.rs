@@ -122,15 +122,32 @@ pub(crate) fn open_err(name: &Name, object: &str, e: Errno) -> OpenError {
 
 /// What a non-regular file is, in words.
 pub(crate) fn file_kind(path: &str) -> &'static str {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|m| non_regular(m.file_type()))
+        .unwrap_or("not a regular file")
+}
+
+/// The kind of a /dev/shm entry that is not a regular file (so no shared-memory object), as
+/// `lstat` tells without opening it; `None` for a regular file. Such entries are never opened:
+/// opening a FIFO blocks until a writer appears, and a symbolic link leads elsewhere.
+pub fn non_regular(ft: std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(path).map(|m| m.file_type()) {
-        Ok(t) if t.is_fifo() => "a FIFO",
-        Ok(t) if t.is_dir() => "a directory",
-        Ok(t) if t.is_socket() => "a socket",
-        Ok(t) if t.is_symlink() => "a symbolic link",
-        Ok(t) if t.is_char_device() || t.is_block_device() => "a device",
-        _ => "not a regular file",
-    }
+    Some(if ft.is_file() {
+        return None;
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a Unix socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    })
 }
 
 impl Channel {

@@ -1,5 +1,5 @@
 //! The lock-free core: a seqlock per slot and the choice of slots, with no system calls, so that
-//! it can be model-checked with loom (`RUSTFLAGS="--cfg loom" cargo test -p shmframe --lib ring`)
+//! it can be model-checked with loom (`RUSTFLAGS="--cfg shmframe_loom" cargo test -p shmframe --lib ring`)
 //! and run under miri.
 //!
 //! A slot's stamp encodes which frame it holds:
@@ -26,20 +26,20 @@
 
 pub(crate) mod primitive {
     pub(crate) use core::sync::atomic::Ordering;
-    #[cfg(not(loom))]
+    #[cfg(not(shmframe_loom))]
     pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64};
-    #[cfg(loom)]
+    #[cfg(shmframe_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
 }
 
-// `AtomicU64`/`AtomicU32` are the test models' words (loom's under `cfg(loom)`).
+// `AtomicU64`/`AtomicU32` are the test models' words (loom's under `cfg(shmframe_loom)`).
 #[allow(unused_imports)]
 use primitive::{AtomicU32, AtomicU64, Ordering};
 
 /// A 64-bit word in shared memory: a slot's stamp or a reader's pin word. The library passes the
 /// `std` atomic that lives in the mapping; the loom model checks pass loom's, so that the very
 /// functions below are what loom explores (the rest of the library keeps `std` atomics, which are
-/// what a mapping holds, under `cfg(loom)` too).
+/// what a mapping holds, under `cfg(shmframe_loom)` too).
 pub trait Word {
     /// Atomic load.
     fn load(&self, order: Ordering) -> u64;
@@ -115,7 +115,7 @@ impl_words!(
     core::sync::atomic::AtomicU32,
     core::sync::atomic::fence
 );
-#[cfg(loom)]
+#[cfg(shmframe_loom)]
 impl_words!(
     loom::sync::atomic::AtomicU64,
     loom::sync::atomic::AtomicU32,
@@ -362,7 +362,7 @@ pub fn set_state<W: Word32>(state: &W, value: u32, wake: &W, sleepers: &W) -> bo
     bump_wake(wake, sleepers)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(shmframe_loom)))]
 mod tests {
     use super::*;
 
@@ -473,8 +473,8 @@ mod tests {
     }
 }
 
-/// Model checks: `RUSTFLAGS="--cfg loom" cargo test -p shmframe --lib --release ring::loom_tests`.
-#[cfg(all(test, loom))]
+/// Model checks: `RUSTFLAGS="--cfg shmframe_loom" cargo test -p shmframe --lib --release ring::loom_tests`.
+#[cfg(all(test, shmframe_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

@@ -368,9 +368,9 @@ static int role_bad(void) {
   BAD(INV, "out is NULL", shmframe_writer_loan(w, SHMFRAME_U8, 3, shape, NULL));
   BAD(INV, "shape is NULL", shmframe_writer_loan(w, SHMFRAME_U8, 2, NULL, &l));
   MUST(shmframe_writer_loan(w, SHMFRAME_U8, 3, shape, &l));
-  BAD(INV, "loan is still open", shmframe_writer_write(w, SHMFRAME_U8, 3, shape, data, 24));
+  BAD(INV, "is still open: publish or discard it", shmframe_writer_write(w, SHMFRAME_U8, 3, shape, data, 24));
   shmframe_loan *l2 = NULL;
-  BAD(INV, "loan is still open", shmframe_writer_loan(w, SHMFRAME_U8, 3, shape, &l2));
+  BAD(INV, "is still open: publish or discard it", shmframe_writer_loan(w, SHMFRAME_U8, 3, shape, &l2));
   memset(shmframe_loan_data(l), 5, shmframe_loan_len(l));
   BAD(INV, "metadata", shmframe_loan_publish(l, data, 3, NULL)); /* frees the loan */
   MUST(shmframe_writer_loan(w, SHMFRAME_U8, 3, shape, &l));

@@ -55,27 +55,6 @@ pub enum Input {
 /// The longest a wait for a channel runs without checking for Ctrl-C / SIGTERM.
 const OPEN_SLICE: Duration = Duration::from_millis(100);
 
-/// The kind of a /dev/shm entry that is not a regular file (and so no shared-memory object), as
-/// `lstat` tells without opening it (a FIFO would block the open).
-pub fn non_regular(ft: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    Some(if ft.is_file() {
-        return None;
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_symlink() {
-        "a symbolic link"
-    } else if ft.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if ft.is_socket() {
-        "a Unix socket"
-    } else if ft.is_char_device() || ft.is_block_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    })
-}
-
 /// Fails if an object of channel `name` (native, or the seed protocol's `NAME` and `NAME-meta`)
 /// exists but is not a regular file: another program owns the name, and opening it could block.
 pub fn refuse_non_regular(name: &str, seed: bool) -> anyhow::Result<()> {
@@ -91,7 +70,7 @@ pub fn refuse_non_regular(name: &str, seed: bool) -> anyhow::Result<()> {
         let path = Path::new(shmframe::SHM_DIR).join(&object);
         if let Some(kind) = std::fs::symlink_metadata(&path)
             .ok()
-            .and_then(|md| non_regular(md.file_type()))
+            .and_then(|md| shmframe::channels::non_regular(md.file_type()))
         {
             bail!(
                 "{} is {kind}, not a shmframe channel: another program owns this name; pick another name",

@@ -37,7 +37,7 @@ from ._errors import (
     Timeout,
     WriterGone,
 )
-from ._shmframe import MAX_DIMS, _Reader, _Writer, monotonic_ns
+from ._shmframe import MAX_DIMS, _Reader, _Writer, monotonic_ns, remove
 
 __all__ = [
     "Writer",
@@ -46,6 +46,7 @@ __all__ = [
     "FrameView",
     *_errors.__all__,
     "monotonic_ns",
+    "remove",
     "MAX_DIMS",
 ]
 

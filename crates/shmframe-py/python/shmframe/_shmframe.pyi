@@ -14,6 +14,14 @@ MAX_DIMS: int
 def monotonic_ns() -> int:
     """CLOCK_MONOTONIC in nanoseconds, the clock of ``Frame.timestamp_ns``."""
 
+def remove(name: str) -> None:
+    """Removes channel ``name`` and its pin tables from /dev/shm (``shmframe rm NAME``).
+
+    :raises ChannelNotFound: no such channel.
+    :raises ValueError: ``name`` is not a valid channel name.
+    :raises PermissionError: the channel belongs to another user.
+    """
+
 class LoanMapping:
     """Base object of an ndarray over a loaned slot: keeps the writer's mapping alive."""
 
