@@ -4,9 +4,10 @@
 #
 #   scripts/build-release.sh [--debug] OUT_DIR
 #
-# The Dockerfile runs exactly this script (release). scripts/test.d/50-containers.sh runs it with
-# --debug, reusing the debug build every test step shares, and installs its output the way the
-# image's runtime stage does. Cargo features of the binary: SHMFRAME_FEATURES (e.g. "gstreamer").
+# The Dockerfile runs exactly this script (release). The tests (scripts/test.d/50-containers.sh,
+# 75-docker.sh) run it with --debug: the debug build every test step shares, whose binary has the
+# features gstreamer and zenoh. Cargo features of the release binary: SHMFRAME_FEATURES (e.g.
+# "gstreamer").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,16 @@ fi
 features=()
 [ -n "${SHMFRAME_FEATURES:-}" ] && features=(--features "$SHMFRAME_FEATURES")
 
-cargo build --locked "${cargo_profile[@]}" -p shmframe-cli "${features[@]}"
+if [ "$profile" = debug ]; then
+  # The workspace's debug build that every test step shares (scripts/lib.sh build_shared), with
+  # its features (CLI_FEATURES: gstreamer and zenoh): a build of this package alone would unify
+  # features differently and rebuild much of the workspace. SHMFRAME_FEATURES does not apply.
+  # shellcheck source=scripts/lib.sh
+  source scripts/lib.sh
+  build_shared
+else
+  cargo build --locked "${cargo_profile[@]}" -p shmframe-cli "${features[@]}"
+fi
 target="${CARGO_TARGET_DIR:-target}"
 install -m 0755 "$target/$profile/shmframe" "$out/shmframe"
 

@@ -9,22 +9,25 @@
 # 3. Builds the binary and the wheel with scripts/build-release.sh (--debug: the debug build,
 #    quicker when the workspace's debug build exists, but a larger and slower binary).
 # 4. Builds the Dockerfile with that base (RUNTIME_IMAGE) and those files (ARTIFACTS=prebuilt).
-# Environment: SHMFRAME_FEATURES (cargo features of the binary, as for build-release.sh);
+# Environment: SHMFRAME_FEATURES (cargo features of the binary, as for build-release.sh; the
+# debug build has gstreamer and zenoh, so the base image gets GStreamer's libraries);
 # SHMFRAME_IMAGE_PROFILE=debug does what --debug does (the tests use it: a release build takes
 # minutes more on 2 cores).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
-# shellcheck source=scripts/docker-lib.sh
-source "$ROOT/scripts/docker-lib.sh"
-cd "$ROOT"
-
 debug=()
 [ "${SHMFRAME_IMAGE_PROFILE:-release}" = debug ] && debug=(--debug)
 if [ "${1:-}" = "--debug" ]; then
   debug=(--debug)
   shift
 fi
+# The shared debug build's binary links GStreamer: the base image needs its libraries.
+[ ${#debug[@]} -gt 0 ] && export SHMFRAME_FEATURES="gstreamer,zenoh"
+# shellcheck source=scripts/docker-lib.sh
+source "$ROOT/scripts/docker-lib.sh"
+cd "$ROOT"
+
 tag="${1:-shmframe:latest}"
 t_all=$SECONDS
 
@@ -41,24 +44,10 @@ echo "base image: $base ($((SECONDS - t0)) s)"
 
 # The build context is the build script's output only: the binary and the wheel.
 ctx="$(mktemp -d "${TMPDIR:-/tmp}/shmframe-image-XXXXXX")"
-saved=""
-cleanup() {
-  # build-release.sh --debug relinks target/debug/shmframe with its own features: put back the
-  # workspace's binary that every test step shares.
-  if [ -n "$saved" ]; then
-    rm -f target/debug/shmframe && cp -p "$saved" target/debug/shmframe
-    rm -f "$saved"
-  fi
-  rm -rf "$ctx"
-}
-trap cleanup EXIT
+trap 'rm -rf "$ctx"' EXIT
 
 t0=$SECONDS
 command -v maturin >/dev/null || need_pip -q 'maturin>=1.7,<2'
-if [ ${#debug[@]} -gt 0 ] && [ -x target/debug/shmframe ]; then
-  saved="$ctx.shared-shmframe"
-  cp -p target/debug/shmframe "$saved"
-fi
 scripts/build-release.sh "${debug[@]}" "$ctx/out" >"$ctx/build.log" 2>&1 || {
   tail -n 30 "$ctx/build.log" >&2
   echo "error: scripts/build-release.sh ${debug[*]} failed" >&2

@@ -56,6 +56,43 @@ build_shared() {
   cargo test -q --workspace $CLI_FEATURES --no-run
 }
 
+# Set-ups of the parts that build with other flags or toolchains: loom (60), miri (61), fuzzing
+# (62), and the release build of the README's demo (90). scripts/test.sh runs them in the background while the steps before them test (those
+# mostly wait on processes, sleeps and containers); each part runs its own again, a no-op by
+# then. One lock serializes them, so nothing is built twice at once.
+prebuilt() {
+  mkdir -p "$ROOT/target"
+  (
+    flock 9
+    "$@"
+  ) 9>"$ROOT/target/.prebuild.lock"
+}
+LOOM_ARGS=(-p shmframe --lib --release --target-dir "$ROOT/target/loom")
+loom_setup() {
+  # Our own cfg name: `--cfg loom` would also switch tokio (a dev-dependency) to its loom model.
+  RUSTFLAGS="--cfg shmframe_loom" cargo test -q "${LOOM_ARGS[@]}" --no-run
+}
+miri_setup() {
+  if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    echo "installing the nightly toolchain's miri and rust-src components"
+    rustup toolchain install nightly --profile minimal --component miri,rust-src >/dev/null 2>&1 ||
+      rustup component add miri rust-src --toolchain nightly >/dev/null 2>&1
+  fi
+  cargo +nightly miri --version >/dev/null 2>&1 && cargo +nightly miri setup >/dev/null 2>&1
+}
+release_setup() {
+  # What the README's `cargo run --release -- demo` builds (90-readme runs it as written).
+  cargo build -q --release -p shmframe-cli
+}
+fuzz_setup() {
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet || return 1
+  fi
+  # cargo-fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets stable accept them.
+  (cd "$ROOT/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build -O)
+}
+
 # The debug build of the shmframe binary that every step shares.
 shmframe_bin() {
   echo "$ROOT/target/debug/shmframe"

@@ -205,14 +205,8 @@ check "Dockerfile: its Debian packages exist in $(sed -n 's/^ARG DEBIAN=//p' Doc
 #    the runtime stage's install into a fresh environment.
 need_pip -q 'maturin>=1.7,<2'
 build_and_install() {
-  # The build script (default features) relinks target/debug/shmframe, which later steps share
-  # and which the main build may have built with other features: put that one back afterwards.
-  local shared=target/debug/shmframe
-  [ -x "$shared" ] && cp -p "$shared" "$work/shared-shmframe"
-  scripts/build-release.sh --debug "$work/out"
-  local rc=$?
-  [ -x "$work/shared-shmframe" ] && rm -f "$shared" && cp -p "$work/shared-shmframe" "$shared"
-  [ "$rc" -eq 0 ] &&
+  # In debug mode the script reuses the build every step shares (nothing is rebuilt).
+  scripts/build-release.sh --debug "$work/out" &&
     python3 -m venv "$work/runtime" &&
     "$work/runtime/bin/pip" install -q "$work"/out/*.whl &&
     (cd "$work" && "$work/runtime/bin/python" -c \

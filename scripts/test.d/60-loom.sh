@@ -6,10 +6,11 @@ set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
+prebuilt loom_setup || { echo "loom: 0 passed, 1 failed (build)"; exit 1; }
 # Our own cfg name: `--cfg loom` would also switch tokio (a dev-dependency) to its loom model.
 export RUSTFLAGS="--cfg shmframe_loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
-args=(-p shmframe --lib --release --target-dir target/loom)
+args=("${LOOM_ARGS[@]}")
 
 out="$(mktemp)"
 cargo test "${args[@]}" ring::loom_tests 2>&1 | tee "$out"

@@ -6,11 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
-if ! cargo +nightly miri --version >/dev/null 2>&1; then
-  echo "installing the nightly toolchain's miri and rust-src components"
-  rustup toolchain install nightly --profile minimal --component miri,rust-src >/dev/null 2>&1 ||
-    rustup component add miri rust-src --toolchain nightly >/dev/null 2>&1
-fi
+prebuilt miri_setup
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
   # The one case where this step does not test: the machine cannot get the tool at all (77:
   # scripts/test.sh counts the step as skipped).

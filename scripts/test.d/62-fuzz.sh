@@ -9,11 +9,7 @@ cd "$ROOT/fuzz"
 
 secs="${FUZZ_SECONDS:-60}"
 export RUSTC_BOOTSTRAP=1
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked --quiet || { echo "fuzz: 0 passed, 1 failed"; exit 1; }
-fi
-cargo fuzz build -O || { echo "fuzz: 0 passed, 1 failed"; exit 1; }
+prebuilt fuzz_setup || { echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
 # Start from the kept inputs (hand-written refusal paths and earlier findings).
 mkdir -p corpus/open_segment

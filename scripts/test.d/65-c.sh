@@ -233,12 +233,14 @@ video() {
 check "video: C++ decodes a clip into a channel (examples/cpp/write.cpp), Python checks pixels" video
 
 examples_run() {
-  # The test pattern from write.cpp to read.c, then to show.cpp (headless).
+  # The test pattern from write.cpp to read.c, then to show.cpp (headless). The writer publishes
+  # more frames than the readers take: a reader that attaches a few frames late (it waits for the
+  # channel's name to appear) still gets its 20.
   local ch="$tag-ex"
-  pair "$ch" "'$work/build-c/read' $ch 20 | tail -1 | grep -q 'received 20 frames'" \
-    "'$work/build-cpp/write' $ch --frames 20 --fps 100 --size 320x240 --camera 99 >/dev/null 2>&1" &&
-    pair "$ch" "'$work/build-cpp/show' $ch --headless --timeout 30 | tail -1 | grep -q 'received 20 frames'" \
-      "'$work/build-cpp/write' $ch --frames 20 --fps 100 --size 320x240 --camera 99 >/dev/null 2>&1"
+  local writer="'$work/build-cpp/write' $ch --frames 60 --fps 100 --size 320x240 --camera 99 >/dev/null 2>&1"
+  pair "$ch" "'$work/build-c/read' $ch 20 | tail -1 | grep -q 'received 20 frames'" "$writer" &&
+    pair "$ch" "'$work/build-cpp/show' $ch --frames 20 --headless --timeout 30 | tail -1 | grep -q 'received 20 frames'" \
+      "$writer"
 }
 check "examples: write.cpp (test pattern) -> read.c, -> show.cpp --headless" examples_run
 

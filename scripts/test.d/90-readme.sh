@@ -7,5 +7,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 need_venv
 build_shared || exit 1
+# The release build `cargo run --release -- demo` needs (made in the background by scripts/test.sh).
+prebuilt release_setup || exit 1
 export SHMFRAME_TEST_PYTHON="$VENV/bin/python"
 python scripts/check_readme.py

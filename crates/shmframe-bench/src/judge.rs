@@ -12,6 +12,8 @@ pub const FILL_SHARE: f64 = 0.9;
 pub const COPY_SHARE: f64 = 0.8;
 /// Copy-out frames/s at 1920x1080x3 must reach this multiple of the article's protocol.
 pub const ARTICLE_COPY: f64 = 5.0;
+/// Latency an awaiting (tokio) reader may add over the blocking (futex) reader, p50, µs.
+pub const ASYNC_ADDED_US: f64 = 10.0;
 
 /// The rows of one payload of one run that a shmframe row is judged against.
 struct Others<'a> {
@@ -22,6 +24,8 @@ struct Others<'a> {
     cold: Option<&'a Row>,
     warm: Option<&'a Row>,
     seed: Option<&'a Row>,
+    /// shmframe, same read mode, blocking (futex): what an async row is compared with.
+    blocking: Option<&'a Row>,
 }
 
 fn find<'a>(rows: &'a [Row], kind: Kind, payload: &str) -> Option<&'a Row> {
@@ -62,6 +66,11 @@ pub fn judge(rows: &mut [Row]) {
                 Kind::Peer(Transport::Seed, ReadMode::Copy, WaitMode::Sleep),
                 p,
             ),
+            blocking: find(
+                &all,
+                Kind::Peer(Transport::Shmframe, read, WaitMode::Sleep),
+                p,
+            ),
         };
         let verdicts = [
             latency(row, &o),
@@ -71,6 +80,7 @@ pub fn judge(rows: &mut [Row]) {
             fill_bound(row, &o),
             copy_vs_memcpy(row, &o),
             copy_vs_article(row, &o),
+            async_added(row, &o),
             no_torn(row),
         ];
         row.verdict = verdicts
@@ -92,6 +102,19 @@ fn latency(row: &Row, o: &Others) -> Option<String> {
     }
     let (mine, theirs) = (row.lat?[0], o.ice?.lat?[0]);
     Some(item(mine <= theirs, "p50 ≤ iceoryx2", us(theirs as f64)))
+}
+
+/// An awaiting reader's p50 ≤ the blocking reader's + [`ASYNC_ADDED_US`] (same read mode).
+fn async_added(row: &Row, o: &Others) -> Option<String> {
+    if !matches!(row.kind, Kind::Peer(_, _, WaitMode::Async)) {
+        return None;
+    }
+    let (mine, blocking) = (row.lat?[0] as f64, o.blocking?.lat?[0] as f64);
+    Some(item(
+        mine - blocking <= ASYNC_ADDED_US * 1e3,
+        &format!("adds ≤ {ASYNC_ADDED_US:.0} µs p50 over futex"),
+        format!("{:+.1} µs", (mine - blocking) / 1e3),
+    ))
 }
 
 /// Frames/s at full rate ≥ iceoryx2's (same read mode and way of waiting).

@@ -59,6 +59,9 @@ pub enum WaitMode {
     Spin,
     /// Sleep in the kernel until woken (futex, iceoryx2 event, blocking read).
     Sleep,
+    /// Await the frame in a tokio runtime (shmframe's `next_view_async`: the reader's readiness
+    /// fd in the runtime's epoll, signalled by the process's waker thread).
+    Async,
 }
 
 /// Parameters of one peer, passed on its command line.
@@ -389,6 +392,7 @@ struct IceSub {
 #[allow(clippy::large_enum_variant)]
 enum Sub {
     Shm(shmframe::Reader, shmframe::Frame),
+    ShmAsync(shmframe::Reader, tokio::runtime::Runtime),
     Ice(Box<IceSub>),
     Seed(shmframe::seed::SeedReader, shmframe::seed::SeedFrame),
     Uds(UnixStream, Vec<u8>),
@@ -397,6 +401,14 @@ enum Sub {
 impl Sub {
     fn open(s: &PeerSpec) -> Result<Sub> {
         Ok(match s.transport {
+            Transport::Shmframe if s.wait == WaitMode::Async => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                    .context("tokio runtime")?;
+                let r = shmframe::Reader::open_wait(&s.name, Duration::from_secs(10))?;
+                Sub::ShmAsync(r, rt)
+            }
             Transport::Shmframe => {
                 let mut r = shmframe::Reader::open_wait(&s.name, Duration::from_secs(10))?;
                 if s.wait == WaitMode::Spin {
@@ -457,6 +469,12 @@ impl Sub {
                     Ok(verified(pattern::verify(&f.data)))
                 }
             },
+            Sub::ShmAsync(r, rt) => rt.block_on(async {
+                let v = r.next_view_async().await?;
+                let got = verified(pattern::verify(v.data()));
+                drop(v);
+                Ok::<_, anyhow::Error>(got)
+            }),
             Sub::Ice(ice) => {
                 let IceSub {
                     subscriber,
@@ -490,7 +508,7 @@ impl Sub {
                     }
                     match s.wait {
                         WaitMode::Spin => std::hint::spin_loop(),
-                        WaitMode::Sleep => {
+                        WaitMode::Sleep | WaitMode::Async => {
                             listener
                                 .timed_wait(
                                     |_| {},

@@ -72,6 +72,7 @@ fn combos(only: &[Transport]) -> Vec<(Transport, ReadMode, WaitMode)> {
         (Shmframe, View, Sleep),
         (Shmframe, Copy, Spin),
         (Shmframe, Copy, Sleep),
+        (Shmframe, View, Async),
         (Iceoryx2, View, Spin),
         (Iceoryx2, View, Sleep),
         (Iceoryx2, Copy, Spin),
@@ -316,6 +317,7 @@ fn wait_label(t: Transport, w: WaitMode) -> &'static str {
         (Transport::Shmframe, WaitMode::Sleep) => "futex",
         (Transport::Iceoryx2, WaitMode::Spin) => "busy poll",
         (Transport::Iceoryx2, WaitMode::Sleep) => "event",
+        (_, WaitMode::Async) => "tokio",
         (Transport::Seed, _) => "poll 0.5 ms",
         (Transport::Uds, _) => "blocking read",
     }

@@ -563,3 +563,55 @@ fn write_keeps_running_while_readers_pin_every_slot() {
     assert!(err.matches("dropped so far").count() <= 4, "{err}");
     assert!(first < 60);
 }
+
+/// Someone truncates the channel's object to one page while `shmframe write` and a headless
+/// `shmframe read` run (issue: both died of SIGBUS, the reader within 73 ms). Now neither dies of
+/// a signal: the writer warns, re-creates its channel and finishes its frames (exit 0); the reader
+/// either stops with an error naming the truncation or follows the re-created channel to the
+/// writer's clean end.
+#[test]
+fn truncating_the_object_under_write_and_read_kills_neither() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut d = Dir::new("trunc");
+    let ch = d.channel("trunc");
+    let (w, wlog) = d.spawn_logged(&[
+        "write", &ch, "--fps", "100", "--frames", "400", "--size", "320x240",
+    ]);
+    d.wait_channel(&ch);
+    let (r, rlog) = d.spawn_logged(&["read", &ch, "--headless", "--timeout", "20"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let object = PathBuf::from(shmframe::SHM_DIR).join(format!("{}{ch}", shmframe::OBJECT_PREFIX));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&object)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+
+    let wout = d.wait(w);
+    let werr = std::fs::read_to_string(&wlog).unwrap_or_default();
+    assert_eq!(
+        wout.status.signal(),
+        None,
+        "writer killed by a signal: {werr}"
+    );
+    assert!(wout.status.success(), "{werr}");
+    assert!(
+        werr.contains("truncated"),
+        "the writer did not say so: {werr}"
+    );
+
+    let rout = d.wait(r);
+    let rerr = std::fs::read_to_string(&rlog).unwrap_or_default();
+    assert_eq!(
+        rout.status.signal(),
+        None,
+        "reader killed by a signal: {rerr}"
+    );
+    if rout.status.success() {
+        assert!(rerr.contains("closed"), "{rerr}");
+    } else {
+        assert_eq!(rout.status.code(), Some(1), "{rerr}");
+        assert!(rerr.contains("truncated"), "{rerr}");
+    }
+}

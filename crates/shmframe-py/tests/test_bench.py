@@ -28,7 +28,12 @@ def test_bench_runs_every_transport():
     for r in rows:
         assert r["shape"] == [48, 64, 3] and r["fps"] > 0 and r["p50_us"] > 0, r
     # The comparison with the Rust reader runs when a `shmframe` binary is found.
-    for r in doc["vs_rust"]:
-        assert r, r
+    vs = {r["reader"]: r for r in doc["vs_rust"]}
+    if vs:
+        assert set(vs) == {"Rust shmframe read", "Python Reader.view()", "Python Reader.read()",
+                           "Python await aview()"}
+        for r in vs.values():
+            assert r["p50_us"] is not None, r
+        assert "added_over_blocking_p50_us" in vs["Python await aview()"]
     ours = re.compile(r"^(shmframe\.|sem\.)?bench-\d+-\d+")
     assert not [p for p in os.listdir("/dev/shm") if ours.match(p)]

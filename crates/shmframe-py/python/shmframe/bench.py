@@ -25,16 +25,18 @@ Measured with the writer paced at ``--fps`` (default 100). Frame rate: the write
 fast as it can; frames/s is what the reader received.
 
 Python next to Rust (64 B frames, sleeping readers): ONE writer process publishes a 64-byte
-``uint8`` frame every 1 ms (``--fps64``) for the whole comparison, and three readers take turns
+``uint8`` frame every 1 ms (``--fps64``) for the whole comparison, and four readers take turns
 on its channel, one at a time, in ``--rounds`` rounds (the order rotated each round), each for
-``--seconds``: :meth:`shmframe.Reader.view`, :meth:`shmframe.Reader.read`, and the Rust reader,
+``--seconds``: :meth:`shmframe.Reader.view`, :meth:`shmframe.Reader.read`,
+``async with reader.aview()`` in an asyncio event loop, and the Rust reader,
 ``shmframe read NAME --headless --json`` (``Reader::next_into``, futex wake-up; the binary is
 ``--shmframe-bin``, else ``$SHMFRAME_BIN``, else ``shmframe`` on ``PATH``). Every reader's
 latency is its clock once it holds the frame minus the frame's ``timestamp_ns`` (the library's
 publish time), for frames published after it opened the channel, in whole µs (rounded down)
 with nearest-rank percentiles, as ``shmframe read --json`` reports them; a reader's p50 is the
 median of its rounds' p50s (the command reports percentiles, not samples). Reported: each
-Python reader's p50 minus the Rust reader's p50 ("added"), with a ✓ when it is at most 10 µs.
+Python reader's p50 minus the Rust reader's p50 ("added"), with a ✓ when it is at most 10 µs,
+and the asyncio reader's p50 minus the blocking ``Reader.view()``'s, with the same bound.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ import numpy as np
 TRANSPORTS = ["shmframe read", "shmframe view", "article posix_ipc", "mp.shared_memory"]
 POLL = 0.0002
 # Python next to Rust: the readers, and what a Python reader may add to the Rust reader's p50.
-VS_RUST = ["Rust shmframe read", "Python Reader.view()", "Python Reader.read()"]
+VS_RUST = ["Rust shmframe read", "Python Reader.view()", "Python Reader.read()",
+           "Python await aview()"]
+# The asyncio reader is also compared with the blocking reader it stands in for.
+ASYNC_VS = {"Python await aview()": "Python Reader.view()"}
 ADDED_MAX_US = 10.0
 
 
@@ -208,16 +213,32 @@ def run_writer_until_stop(name: str, nbytes: int, fps: float) -> None:
 # --- readers: attach, print "ready", receive until the writer ends, print a JSON summary ----
 
 
-def read_vs_rust(name: str, view: bool, frames: int) -> None:
-    """Receives ``frames`` frames (sleeping), prints the latencies (frame's ``timestamp_ns`` to
-    the clock once the frame is in hand) of those published after the channel was opened."""
+def read_vs_rust(name: str, mode: str, frames: int) -> None:
+    """Receives ``frames`` frames (sleeping; ``mode`` is ``view``, ``read`` or ``aview``, the
+    last in an asyncio event loop), prints the latencies (frame's ``timestamp_ns`` to the clock
+    once the frame is in hand) of those published after the channel was opened."""
+    import asyncio
+
     import shmframe
 
     lat: List[int] = []
+
+    async def awaiting(r: "shmframe.Reader", opened: int) -> None:
+        for _ in range(frames):
+            async with r.aview(timeout=30) as f:
+                now = time.monotonic_ns()
+            if f.timestamp_ns >= opened:
+                lat.append(now - f.timestamp_ns)
+
     with shmframe.Reader(name, timeout=30) as r:
         opened = time.monotonic_ns()
-        for _ in range(frames):
-            if view:
+        if mode == "aview":
+            asyncio.run(awaiting(r, opened))
+            frames_left = 0
+        else:
+            frames_left = frames
+        for _ in range(frames_left):
+            if mode == "view":
                 with r.view(timeout=30) as f:
                     now = time.monotonic_ns()
             else:
@@ -411,7 +432,7 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
                                          text=True, check=True, timeout=seconds + 60)
                     p50s[reader].append(int(json.loads(out.stdout)["latency_us_p50"]))
                 else:
-                    mode = "view" if "view" in reader else "read"
+                    mode = "aview" if "aview" in reader else "view" if "view" in reader else "read"
                     out = subprocess.run(me + ["_reader_vs_rust", mode, name, str(frames)],
                                          stdout=subprocess.PIPE, text=True, check=True,
                                          timeout=seconds + 60)
@@ -440,6 +461,11 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
             if p50 is not None and rust_p50 is not None:
                 row["added_p50_us"] = p50 - rust_p50
                 row["ok"] = p50 - rust_p50 <= ADDED_MAX_US
+            blocking = ASYNC_VS.get(reader)
+            blocking_p50 = nearest_rank(p50s[blocking], 50) if blocking else None
+            if p50 is not None and blocking_p50 is not None:
+                row["added_over_blocking_p50_us"] = p50 - blocking_p50
+                row["ok_over_blocking"] = p50 - blocking_p50 <= ADDED_MAX_US
         rows.append(row)
     return rows
 
@@ -458,6 +484,10 @@ def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds
                      f"(≤ {ADDED_MAX_US:g} us)")
         else:
             added = "-"
+        if "added_over_blocking_p50_us" in r:
+            added += (f"; over {ASYNC_VS[r['reader']][7:]}: "
+                      f"{'✓' if r['ok_over_blocking'] else '✗'} "
+                      f"{r['added_over_blocking_p50_us']:+d} us (≤ {ADDED_MAX_US:g} us)")
         rounds_us = ",".join(map(str, r["p50_per_round_us"]))
         print(f"{r['reader']:<22} {cell('p50_us'):>7} {cell('p99_us'):>7} {cell('frames'):>7}  "
               f"{rounds_us:<14} {added}", flush=True)
@@ -476,7 +506,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         run_writer_until_stop(argv[1], int(argv[2]), float(argv[3]))
         return
     if argv and argv[0] == "_reader_vs_rust":
-        read_vs_rust(argv[2], argv[1] == "view", int(argv[3]))
+        read_vs_rust(argv[2], argv[1], int(argv[3]))
         return
     p = argparse.ArgumentParser(prog="python -m shmframe.bench", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")

@@ -389,31 +389,21 @@ fn attach_until(
     deadline: Option<Instant>,
     waited: Duration,
 ) -> Result<Attachment, SeedError> {
-    // Watch before the first attempt, so a creation between the attempt and the wait is seen.
-    let watch = crate::wake::DirWatch::new().ok();
-    loop {
-        let missing = match attach(names) {
-            Ok(att) => return Ok(att),
-            Err(Absent::Failed(e)) => return Err(e),
-            Err(Absent::Missing(m)) => m,
-        };
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(SeedError::OpenTimeout {
-                name: names.name.clone(),
-                waited,
-                missing,
-            });
+    let mut missing = String::new();
+    // inotify wakes the wait on creations; 50 ms rounds cover what it does not report (a
+    // metadata object being sized by ftruncate).
+    let round = Duration::from_millis(50);
+    let attached = crate::wake::until_named(deadline, round, || match attach(names) {
+        Ok(att) => Ok(Some(att)),
+        Err(Absent::Failed(e)) => Err(e),
+        Err(Absent::Missing(m)) => {
+            missing = m;
+            Ok(None)
         }
-        // inotify wakes us on creations; the 50 ms cap covers events it does not report (a
-        // metadata object being sized by ftruncate).
-        let round = now + Duration::from_millis(50);
-        let until = deadline.map_or(round, |d| d.min(round));
-        match &watch {
-            Some(w) => {
-                w.wait_until(until);
-            }
-            None => std::thread::sleep(until.saturating_duration_since(now)),
-        }
-    }
+    })?;
+    attached.ok_or_else(|| SeedError::OpenTimeout {
+        name: names.name.clone(),
+        waited,
+        missing,
+    })
 }
