@@ -57,7 +57,7 @@ if [ -z "$only" ]; then
   prebuilds >target/prebuild.log 2>&1 &
   prebuild_pid=$!
   # shellcheck disable=SC2086
-  step "cargo test" cargo test --workspace $CLI_FEATURES
+  step "cargo test" cargo test --workspace --no-fail-fast $CLI_FEATURES
 fi
 for part in scripts/test.d/*.sh; do
   [ -e "$part" ] || continue

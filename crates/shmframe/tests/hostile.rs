@@ -302,6 +302,7 @@ fn truncated_objects_are_reported_not_fatal() {
         write(&mut w).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
+    let before_truncation = 20;
     std::fs::OpenOptions::new()
         .write(true)
         .open(shm_file(n))
@@ -334,9 +335,14 @@ fn truncated_objects_are_reported_not_fatal() {
     drop(r2);
     w.close().unwrap();
     assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
-    // The reader said what happened: the object was truncated (not "closed": the frames in the
-    // lost pages were never read).
-    assert!(s.0.contains("truncated"), "{s:?}");
+    // The reader either said what happened (the object was truncated: not "closed", the frames
+    // in the lost pages were never read) or, when it was waiting at that moment, saw the writer
+    // supersede the object in its header page (which truncation to one page keeps) and followed
+    // it to the re-created channel: frames after the truncation, none torn.
+    assert!(
+        s.0.contains("truncated") || s.num("last_index") > before_truncation,
+        "{s:?}"
+    );
 }
 
 /// d (continued). Someone truncates a channel's pin table to 0 bytes while the writer (here), a
