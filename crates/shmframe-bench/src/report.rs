@@ -352,6 +352,16 @@ impl Report {
             "- Load average (1, 5, 15 min): {} before, {} after\n",
             self.load_before, self.load_after
         );
+        self.rows_table(&mut s);
+        self.periods(&mut s);
+        if !self.fan.is_empty() {
+            self.fan_table(&mut s);
+        }
+        s
+    }
+
+    /// The main table: one line per row.
+    fn rows_table(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "| transport | read | wait | payload | p50 µs | p99 µs | p99.9 µs | frames/s | GB/s | CPU µs/frame writer | CPU µs/frame reader | missed | torn | verdict |"
@@ -395,6 +405,10 @@ impl Report {
                 r.verdict
             );
         }
+    }
+
+    /// The paced runs' frame counts and periods.
+    fn periods(&self, s: &mut String) {
         let periods: Vec<String> = PAYLOADS
             .iter()
             .filter_map(|(p, _)| {
@@ -407,51 +421,52 @@ impl Report {
         if !periods.is_empty() {
             let _ = writeln!(s, "\nPaced (latency) runs: {}.", periods.join("; "));
         }
-        if !self.fan.is_empty() {
-            let alone = self
-                .fan
-                .iter()
-                .find(|f| f.readers == 0 && f.error.is_none())
-                .map(|f| f.writer_fps);
-            let _ = writeln!(
-                s,
-                "\n**Fan-out**: one shmframe writer of {} frames at full rate, N readers (zero-copy, futex, verifying).\n",
-                PAYLOADS[2].0
-            );
-            let _ = writeln!(
-                s,
-                "| readers | writer frames/s | writer vs alone | writer CPU µs/frame | each reader frames/s | missed (all readers) | torn |"
-            );
-            let _ = writeln!(s, "|--:|--:|--:|--:|---|--:|--:|");
-            for f in &self.fan {
-                if let Some(e) = &f.error {
-                    let _ = writeln!(
-                        s,
-                        "| {} | error: {} | | | | |",
-                        f.readers,
-                        e.replace('|', "/")
-                    );
-                    continue;
-                }
-                let each: Vec<String> = f.reader_fps.iter().map(|x| format!("{x:.0}")).collect();
-                let vs = alone.map_or("—".into(), |a| format!("{:.2}", f.writer_fps / a));
+    }
+
+    /// The fan-out table.
+    fn fan_table(&self, s: &mut String) {
+        let alone = self
+            .fan
+            .iter()
+            .find(|f| f.readers == 0 && f.error.is_none())
+            .map(|f| f.writer_fps);
+        let _ = writeln!(
+            s,
+            "\n**Fan-out**: one shmframe writer of {} frames at full rate, N readers (zero-copy, futex, verifying).\n",
+            PAYLOADS[2].0
+        );
+        let _ = writeln!(
+            s,
+            "| readers | writer frames/s | writer vs alone | writer CPU µs/frame | each reader frames/s | missed (all readers) | torn |"
+        );
+        let _ = writeln!(s, "|--:|--:|--:|--:|---|--:|--:|");
+        for f in &self.fan {
+            if let Some(e) = &f.error {
                 let _ = writeln!(
                     s,
-                    "| {} | {:.0} | {vs} | {} | {} | {} | {} |",
+                    "| {} | error: {} | | | | |",
                     f.readers,
-                    f.writer_fps,
-                    us(f.writer_cpu_us * 1e3),
-                    if each.is_empty() {
-                        "—".into()
-                    } else {
-                        each.join(", ")
-                    },
-                    f.missed,
-                    f.torn
+                    e.replace('|', "/")
                 );
+                continue;
             }
+            let each: Vec<String> = f.reader_fps.iter().map(|x| format!("{x:.0}")).collect();
+            let vs = alone.map_or("—".into(), |a| format!("{:.2}", f.writer_fps / a));
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {vs} | {} | {} | {} | {} |",
+                f.readers,
+                f.writer_fps,
+                us(f.writer_cpu_us * 1e3),
+                if each.is_empty() {
+                    "—".into()
+                } else {
+                    each.join(", ")
+                },
+                f.missed,
+                f.torn
+            );
         }
-        s
     }
 
     /// Writes `DIR/benchmarks.md` (replacing only the generated section between the markers if
@@ -553,6 +568,27 @@ fn human(y: f64) -> String {
     format!("{v:.digits$}{unit}")
 }
 
+/// Line colours of [`plot`], one per kind of row.
+const PALETTE: [plotters::style::RGBColor; 14] = {
+    use plotters::style::RGBColor as C;
+    [
+        C(31, 119, 180),
+        C(174, 199, 232),
+        C(23, 190, 207),
+        C(158, 218, 229),
+        C(0, 90, 130),
+        C(214, 39, 40),
+        C(255, 152, 150),
+        C(148, 103, 189),
+        C(197, 176, 213),
+        C(255, 127, 14),
+        C(44, 160, 44),
+        C(80, 80, 80),
+        C(160, 160, 160),
+        C(227, 119, 194),
+    ]
+};
+
 /// Two panels: p50 one-way latency and full-rate frames/s against payload, log scales.
 pub fn plot(rep: &Report, path: &Path) -> Result<()> {
     use plotters::prelude::*;
@@ -575,21 +611,6 @@ pub fn plot(rep: &Report, path: &Path) -> Result<()> {
             kinds.push(r.kind);
         }
     }
-    let palette = [
-        RGBColor(31, 119, 180),
-        RGBColor(174, 199, 232),
-        RGBColor(23, 190, 207),
-        RGBColor(158, 218, 229),
-        RGBColor(214, 39, 40),
-        RGBColor(255, 152, 150),
-        RGBColor(148, 103, 189),
-        RGBColor(197, 176, 213),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(80, 80, 80),
-        RGBColor(160, 160, 160),
-        RGBColor(227, 119, 194),
-    ];
     let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(40);
@@ -597,89 +618,105 @@ pub fn plot(rep: &Report, path: &Path) -> Result<()> {
         &format!("shmframe bench ({}), {}", rep.mode, rep.machine),
         ("sans-serif", 18),
     )?;
-    let panels = body.split_evenly((1, 2));
-    let n = payloads.len().max(1) as f64;
-    let series = |r: &Row, lat: bool| -> Option<f64> {
-        if r.error.is_some() {
-            return None;
-        }
-        let v = if lat { r.lat?[0] as f64 / 1e3 } else { r.fps };
-        (v > 0.0).then_some(v)
-    };
-    for (panel, lat) in panels.iter().zip([true, false]) {
-        let values: Vec<f64> = rep.rows.iter().filter_map(|r| series(r, lat)).collect();
-        let lo = values
-            .iter()
-            .cloned()
-            .fold(f64::INFINITY, f64::min)
-            .max(1e-3)
-            / 2.0;
-        let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0) * 2.0;
-        let mut chart = ChartBuilder::on(panel)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .caption(
-                if lat {
-                    "one-way latency p50, µs (paced run; memcpy: one copy)"
-                } else {
-                    "frames/s at full rate"
-                },
-                ("sans-serif", 18),
-            )
-            .build_cartesian_2d(-0.3..(n - 0.7), (lo..hi).log_scale())?;
-        let names = payloads.clone();
-        chart
-            .configure_mesh()
-            .x_labels(payloads.len().max(2))
-            .x_label_formatter(&|x: &f64| {
-                let i = x.round();
-                if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < names.len() {
-                    names[i as usize].to_string()
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_formatter(&|y: &f64| human(*y))
-            .label_style(("sans-serif", 13))
-            .draw()?;
-        for (i, k) in kinds.iter().enumerate() {
-            let color = palette[i % palette.len()];
-            let pts: Vec<(f64, f64)> = payloads
-                .iter()
-                .enumerate()
-                .filter_map(|(x, p)| {
-                    rep.rows
-                        .iter()
-                        .find(|r| r.kind == *k && r.payload == *p)
-                        .and_then(|r| series(r, lat))
-                        .map(|v| (x as f64, v))
-                })
-                .collect();
-            let (t, rd, w) = row_labels(*k);
-            let label = if rd == "—" {
-                t
-            } else {
-                format!("{t} {rd} {w}")
-            };
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-                });
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-        }
-        if lat {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .draw()?;
-        }
+    for (area, lat) in body.split_evenly((1, 2)).iter().zip([true, false]) {
+        panel(area, rep, &payloads, &kinds, lat)?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// A row's value in a panel of [`plot`]: p50 latency in µs (`lat`) or frames/s.
+fn plotted(r: &Row, lat: bool) -> Option<f64> {
+    if r.error.is_some() {
+        return None;
+    }
+    let v = if lat { r.lat?[0] as f64 / 1e3 } else { r.fps };
+    (v > 0.0).then_some(v)
+}
+
+/// One panel of [`plot`]: a line per kind of row against payload.
+fn panel(
+    area: &plotters::drawing::DrawingArea<
+        plotters::prelude::BitMapBackend<'_>,
+        plotters::coord::Shift,
+    >,
+    rep: &Report,
+    payloads: &[&str],
+    kinds: &[Kind],
+    lat: bool,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let n = payloads.len().max(1) as f64;
+    let values: Vec<f64> = rep.rows.iter().filter_map(|r| plotted(r, lat)).collect();
+    let lo = values
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3)
+        / 2.0;
+    let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0) * 2.0;
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .caption(
+            if lat {
+                "one-way latency p50, µs (paced run; memcpy: one copy)"
+            } else {
+                "frames/s at full rate"
+            },
+            ("sans-serif", 18),
+        )
+        .build_cartesian_2d(-0.3..(n - 0.7), (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_labels(payloads.len().max(2))
+        .x_label_formatter(&|x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < payloads.len() {
+                payloads[i as usize].to_string()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y: &f64| human(*y))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, k) in kinds.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let pts: Vec<(f64, f64)> = payloads
+            .iter()
+            .enumerate()
+            .filter_map(|(x, p)| {
+                rep.rows
+                    .iter()
+                    .find(|r| r.kind == *k && r.payload == *p)
+                    .and_then(|r| plotted(r, lat))
+                    .map(|v| (x as f64, v))
+            })
+            .collect();
+        let (t, rd, w) = row_labels(*k);
+        let label = if rd == "—" {
+            t
+        } else {
+            format!("{t} {rd} {w}")
+        };
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
+    if lat {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()?;
+    }
     Ok(())
 }
