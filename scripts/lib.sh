@@ -57,9 +57,10 @@ build_shared() {
 }
 
 # Set-ups of the parts that build with other flags or toolchains: loom (60), miri (61), fuzzing
-# (62), and the release build of the README's demo (90). scripts/test.sh runs them in the background while the steps before them test (those
-# mostly wait on processes, sleeps and containers); each part runs its own again, a no-op by
-# then. One lock serializes them, so nothing is built twice at once.
+# (62), and the release build of the README's demo (90). scripts/test.sh runs them in the
+# background while the steps before those parts test (they mostly wait on processes, sleeps and
+# containers); each part runs its own again, a no-op by then. One lock serializes them, so
+# nothing is built twice at once.
 prebuilt() {
   mkdir -p "$ROOT/target"
   (
@@ -68,9 +69,10 @@ prebuilt() {
   ) 9>"$ROOT/target/.prebuild.lock"
 }
 LOOM_ARGS=(-p shmframe --lib --release --target-dir "$ROOT/target/loom")
+# Our own cfg name: `--cfg loom` would also switch tokio (a dev-dependency) to its loom model.
+LOOM_RUSTFLAGS="--cfg shmframe_loom"
 loom_setup() {
-  # Our own cfg name: `--cfg loom` would also switch tokio (a dev-dependency) to its loom model.
-  RUSTFLAGS="--cfg shmframe_loom" cargo test -q "${LOOM_ARGS[@]}" --no-run
+  RUSTFLAGS="$LOOM_RUSTFLAGS" cargo test -q "${LOOM_ARGS[@]}" --no-run
 }
 miri_setup() {
   if ! cargo +nightly miri --version >/dev/null 2>&1; then

@@ -39,14 +39,13 @@ only="${1:-}"
 step "build dependencies (apt)" need_build_deps
 if [ -z "$only" ]; then
   step "cargo fmt --check" cargo fmt --all -- --check
-  # shellcheck disable=SC2086
   step "cargo build (shared by every step)" build_shared
   # shellcheck disable=SC2086
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets $CLI_FEATURES -- -D warnings
   # shellcheck disable=SC2086
   step "cargo doc (warnings are errors)" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps $CLI_FEATURES
-  # The loom, miri, fuzzing and release builds (parts 60-62, 90) go on in the background from here, on the
-  # core the test steps leave idle; those parts wait for them (scripts/lib.sh prebuilt).
+  # The loom, miri, fuzzing and release builds (parts 60-62, 90) go on in the background from
+  # here, on the core the test steps leave idle; those parts wait for them (lib.sh prebuilt).
   mkdir -p target
   prebuilds() {
     prebuilt loom_setup

@@ -34,7 +34,7 @@ namespace_tests() {
     cargo test -q --workspace $CLI_FEATURES --test containers -- --ignored --skip inner_
 }
 [ "$namespaces" = 1 ] &&
-  check "namespace tests (cargo test -p shmframe --test containers -- --ignored)" namespace_tests
+  check "namespace tests (cargo test --test containers -- --ignored)" namespace_tests
 
 # 2. The compose file: schema (docker-compose's validator), then what matters for shared memory.
 need_apt docker-compose >/dev/null

@@ -7,8 +7,7 @@ source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
 prebuilt loom_setup || { echo "loom: 0 passed, 1 failed (build)"; exit 1; }
-# Our own cfg name: `--cfg loom` would also switch tokio (a dev-dependency) to its loom model.
-export RUSTFLAGS="--cfg shmframe_loom"
+export RUSTFLAGS="$LOOM_RUSTFLAGS"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 args=("${LOOM_ARGS[@]}")
 

@@ -55,9 +55,10 @@ import numpy as np
 
 TRANSPORTS = ["shmframe read", "shmframe view", "article posix_ipc", "mp.shared_memory"]
 POLL = 0.0002
-# Python next to Rust: the readers, and what a Python reader may add to the Rust reader's p50.
-VS_RUST = ["Rust shmframe read", "Python Reader.view()", "Python Reader.read()",
-           "Python await aview()"]
+# Python next to Rust: each reader and how it reads (`_reader_vs_rust` MODE; None: the Rust
+# `shmframe read` command), and (ADDED_MAX_US) what a Python reader may add to the Rust p50.
+VS_RUST = {"Rust shmframe read": None, "Python Reader.view()": "view",
+           "Python Reader.read()": "read", "Python await aview()": "aview"}
 # The asyncio reader is also compared with the blocking reader it stands in for.
 ASYNC_VS = {"Python await aview()": "Python Reader.view()"}
 ADDED_MAX_US = 10.0
@@ -223,6 +224,17 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
 
     lat: List[int] = []
 
+    def blocking(r: "shmframe.Reader", opened: int) -> None:
+        for _ in range(frames):
+            if mode == "view":
+                with r.view(timeout=30) as f:
+                    now = time.monotonic_ns()
+            else:
+                f = r.read(timeout=30)
+                now = time.monotonic_ns()
+            if f.timestamp_ns >= opened:
+                lat.append(now - f.timestamp_ns)
+
     async def awaiting(r: "shmframe.Reader", opened: int) -> None:
         for _ in range(frames):
             async with r.aview(timeout=30) as f:
@@ -234,18 +246,8 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
         opened = time.monotonic_ns()
         if mode == "aview":
             asyncio.run(awaiting(r, opened))
-            frames_left = 0
         else:
-            frames_left = frames
-        for _ in range(frames_left):
-            if mode == "view":
-                with r.view(timeout=30) as f:
-                    now = time.monotonic_ns()
-            else:
-                f = r.read(timeout=30)
-                now = time.monotonic_ns()
-            if f.timestamp_ns >= opened:
-                lat.append(now - f.timestamp_ns)
+            blocking(r, opened)
     print(json.dumps({"latencies_ns": lat}), flush=True)
 
 
@@ -423,16 +425,17 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
         if writer.stdout.readline().strip() != "ready":
             raise RuntimeError("the 64-byte writer did not start")
         for k in range(rounds):
-            order = VS_RUST[k % len(VS_RUST):] + VS_RUST[:k % len(VS_RUST)]
+            readers = list(VS_RUST)
+            order = readers[k % len(readers):] + readers[:k % len(readers)]
             for reader in order:
-                if reader.startswith("Rust"):
+                mode = VS_RUST[reader]
+                if mode is None:
                     cmd = [bin_path, "read", name, "--headless", "--json", "--frames", str(frames),
                            "--timeout", "30"]
                     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True, check=True, timeout=seconds + 60)
                     p50s[reader].append(int(json.loads(out.stdout)["latency_us_p50"]))
                 else:
-                    mode = "aview" if "aview" in reader else "view" if "view" in reader else "read"
                     out = subprocess.run(me + ["_reader_vs_rust", mode, name, str(frames)],
                                          stdout=subprocess.PIPE, text=True, check=True,
                                          timeout=seconds + 60)
@@ -450,12 +453,12 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
                 writer.kill()
                 writer.wait()
     # The CLI reports percentiles, not samples: every reader's p50 is the median of its rounds'.
-    rust_p50 = nearest_rank(p50s[VS_RUST[0]], 50)
+    rust_p50 = nearest_rank(p50s["Rust shmframe read"], 50)
     rows = []
     for reader in VS_RUST:
         p50 = nearest_rank(p50s[reader], 50)
         row: Dict[str, Any] = {"reader": reader, "p50_us": p50, "p50_per_round_us": p50s[reader]}
-        if not reader.startswith("Rust"):
+        if VS_RUST[reader] is not None:
             row["p99_us"] = nearest_rank(lat_us[reader], 99)
             row["frames"] = len(lat_us[reader])
             if p50 is not None and rust_p50 is not None:
