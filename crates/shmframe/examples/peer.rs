@@ -2,15 +2,17 @@
 //!
 //! ```text
 //! peer write NAME [--frames N] [--shape 480x640x3] [--dtype uint8] [--fps F] [--slots K]
-//!                 [--mode 0o600] [--keep] [--vary] [--meta] [--hold-ms MS]
+//!                 [--mode 0o600] [--keep] [--vary] [--meta] [--hold-ms MS] [--socket PATH]
 //! peer read  NAME [--frames N] [--timeout S] [--wait S] [--view] [--latest] [--hold-ms MS]
-//!                 [--until-gone] [--resume N]
+//!                 [--until-gone] [--resume N] [--socket PATH]
 //! ```
 //! Frames carry a self-checking pattern: byte `k` of frame `i` is `pattern(i, k)`, so a reader
 //! can verify every byte and count torn frames. `--vary` cycles through shapes of different sizes
 //! (up and down). The reader prints one JSON line on stdout at exit:
 //! `{"frames":N,"torn":N,"missed":N,"errors":[…],"last_index":N,"shapes":N,"gone":N,"resumed":N}`
-//! and exits 0 only if no frame was torn. Status lines go to stderr.
+//! and exits 0 only if no frame was torn. Status lines go to stderr. With `--socket PATH` the
+//! writer serves its channel on that socket and the reader connects to it (NAME is then the
+//! writer's channel name; the reader ignores it).
 
 use shmframe::{DType, Reader, Writer, WriterOptions};
 use std::time::{Duration, Instant};
@@ -92,6 +94,9 @@ fn write(name: &str, args: &[String], keep: bool, vary: bool, meta: bool) {
     if meta {
         opts = opts.metadata::<PeerMeta>();
     }
+    if let Some(path) = arg::<String>(args, "--socket") {
+        opts = opts.socket(path);
+    }
     let mut w = match Writer::create(name, opts) {
         Ok(w) => w,
         Err(e) => {
@@ -132,6 +137,12 @@ fn write(name: &str, args: &[String], keep: bool, vary: bool, meta: bool) {
         }
         loan.publish();
         i += 1;
+        for p in w.refused_peers() {
+            eprintln!(
+                "refused peer pid={} uid={} gid={}: {}",
+                p.pid, p.uid, p.gid, p.reason
+            );
+        }
         if let Some(p) = period {
             let due = start + p * i as u32;
             if let Some(d) = due.checked_duration_since(Instant::now()) {
@@ -153,7 +164,11 @@ fn read(name: &str, args: &[String], view: bool, latest: bool, until_gone: bool)
     let (mut got, mut torn, mut missed, mut gone, mut resumed, mut last_index) =
         (0u64, 0u64, 0u64, 0u64, 0u64, None);
     let mut shapes = std::collections::BTreeSet::new();
-    let mut r = match Reader::open_wait(name, wait) {
+    let opened = match arg::<String>(args, "--socket") {
+        Some(path) => Reader::connect_wait(path, wait),
+        None => Reader::open_wait(name, wait),
+    };
+    let mut r = match opened {
         Ok(r) => r,
         Err(e) => {
             println!(

@@ -86,6 +86,35 @@ pub enum CreateError {
         /// What is wrong.
         what: String,
     },
+    /// A live writer serves a channel on this socket path.
+    #[error("`{path}` is the socket of a live writer (pid {pid}): stop that process, or serve on another path")]
+    SocketInUse {
+        /// The socket's path.
+        path: String,
+        /// The live writer's process id (0 if the kernel did not say).
+        pid: u32,
+    },
+    /// Something other than a socket is at the socket path.
+    #[error("`{path}` exists and is {kind}, not a socket: remove it, or serve on another path")]
+    NotASocket {
+        /// The path.
+        path: String,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// Serving on the socket path failed.
+    #[error("serving channel `{name}` on `{path}` failed in {op}: {source}; check that the directory exists and this user may create files in it")]
+    Socket {
+        /// The channel.
+        name: String,
+        /// The socket's path.
+        path: String,
+        /// The failing operation.
+        op: &'static str,
+        /// The error number.
+        #[source]
+        source: Errno,
+    },
     /// Another system call failed.
     #[error("creating channel `{name}` failed in {op}: {source}")]
     Io {
@@ -189,6 +218,52 @@ pub enum OpenError {
         path: String,
         /// What it is.
         kind: &'static str,
+    },
+    /// Nothing is at the socket path.
+    #[error("no writer serves a channel at `{path}` (no such socket): start the writer with `--socket {path}` first, or wait for it (Reader::connect_wait / --timeout); both sides must see the same directory (in containers: mount it into both)")]
+    NoSocket {
+        /// The socket's path.
+        path: String,
+    },
+    /// A socket is at the path but nobody listens on it: its writer died.
+    #[error("nobody serves `{path}` any more (a stale socket: its writer died): restart the writer, which replaces it; or wait for it (--timeout)")]
+    StaleSocket {
+        /// The socket's path.
+        path: String,
+    },
+    /// The socket's mode does not let us connect.
+    #[error("no permission to connect to `{path}` (mode {mode:o}, owner uid {uid}): run as that user, or have the writer serve with a group mode (e.g. `shmframe write --socket … --mode 0o660`) and join its group")]
+    SocketDenied {
+        /// The socket's path.
+        path: String,
+        /// The socket file's mode bits, if they could be read.
+        mode: u32,
+        /// The socket file's owner, if it could be read.
+        uid: u32,
+    },
+    /// The writer refused this process (its credentials do not match the channel's mode).
+    #[error("the writer serving `{path}` refused this process: {reason}")]
+    SocketRefused {
+        /// The socket's path.
+        path: String,
+        /// The writer's reason.
+        reason: String,
+    },
+    /// The peer at the socket path does not speak shmframe's handshake.
+    #[error("`{path}` is not the socket of a shmframe writer ({what})")]
+    NotShmframeSocket {
+        /// The socket's path.
+        path: String,
+        /// What was wrong.
+        what: String,
+    },
+    /// Waiting for a writer to serve the socket path ran out of time.
+    #[error("no writer served `{path}` within {waited:?}: is the writer running with `--socket {path}`, and do both sides see the same directory (in containers: the same mounted volume)?")]
+    SocketTimeout {
+        /// The socket's path.
+        path: String,
+        /// How long we waited.
+        waited: Duration,
     },
     /// Another system call failed.
     #[error("opening channel `{name}` failed in {op}: {source}")]

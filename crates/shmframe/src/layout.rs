@@ -308,6 +308,36 @@ pub struct PinEntry {
     _reserved: [u8; 40],
 }
 
+/// First bytes of the handshake message a socket-serving writer sends each connecting reader.
+pub const HELLO_MAGIC: [u8; 8] = *b"SHMFSOCK";
+/// Version of the socket handshake (independent of [`LAYOUT_VERSION`], which the channel's own
+/// header carries).
+pub const SOCKET_VERSION: u32 = 1;
+/// [`Hello::status`]: admitted; the message carries two descriptors (channel, pin table).
+pub const HELLO_ADMITTED: u32 = 0;
+/// [`Hello::status`]: refused; the text says why, no descriptor follows.
+pub const HELLO_REFUSED: u32 = 1;
+/// Longest text after a [`Hello`] (a channel name or a refusal).
+pub const MAX_HELLO_TEXT: usize = 1024;
+
+/// The fixed part of the one message a socket-serving writer sends a reader after `accept`
+/// (native byte order: both ends run on one host). `text_len` bytes of UTF-8 follow it in the same
+/// message: the channel's name when admitted, the reason when refused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Hello {
+    /// [`HELLO_MAGIC`].
+    pub magic: [u8; 8],
+    /// [`SOCKET_VERSION`].
+    pub version: u32,
+    /// [`HELLO_ADMITTED`] or [`HELLO_REFUSED`].
+    pub status: u32,
+    /// The writer's process id (in its own PID namespace).
+    pub writer_pid: u32,
+    /// Bytes of text after this record.
+    pub text_len: u32,
+}
+
 /// Offset of pin entry `e` in the pins object.
 pub const fn pin_entry_offset(e: u32) -> u64 {
     size_of::<PinsHeader>() as u64 + e as u64 * size_of::<PinEntry>() as u64
@@ -370,6 +400,11 @@ const _: () = {
     assert!(offset_of!(PinEntry, sleeping) == 16);
     assert!(offset_of!(PinEntry, pid) == 20);
     assert!(pin_entry_offset(PIN_ENTRIES) <= PINS_SIZE);
+    assert!(size_of::<Hello>() == 24);
+    assert!(offset_of!(Hello, version) == 8);
+    assert!(offset_of!(Hello, status) == 12);
+    assert!(offset_of!(Hello, writer_pid) == 16);
+    assert!(offset_of!(Hello, text_len) == 20);
     assert!(MAX_SLOTS <= 64, "a pin word has one bit per slot");
     assert!(core::mem::align_of::<Header>() == 8);
     assert!(core::mem::align_of::<SlotHeader>() == 8);

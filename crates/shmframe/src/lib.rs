@@ -48,6 +48,7 @@ mod readiness;
 pub mod ring;
 pub mod seed;
 mod segment;
+mod socket;
 mod wake;
 mod writer;
 
@@ -59,6 +60,7 @@ pub use error::{
 pub use frame::{DType, Element, Field, FieldType, Frame, Metadata, Schema};
 pub use name::{Name, MAX_NAME_LEN, OBJECT_PREFIX, PINS_PREFIX, SHM_DIR};
 pub use reader::{FrameView, Reader, LIVENESS_INTERVAL};
+pub use socket::RefusedPeer;
 pub use wake::monotonic_ns;
 pub use writer::{Loan, RawLoan, Writer, WriterOptions, DEFAULT_SLOTS};
 

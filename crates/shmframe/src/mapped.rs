@@ -11,6 +11,7 @@ use crate::layout::{
 use crate::name::Name;
 use crate::pins::{Pins, PinsFail};
 use crate::segment::{Identity, Segment};
+use crate::socket::Link;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -36,6 +37,19 @@ pub(crate) struct Channel {
     pub schema: Option<Schema>,
     pub identity: Identity,
     pub pins: Arc<Pins>,
+    /// The connection to the writer of a socket-served channel (its hang-up is the writer's
+    /// death); `None` for a channel named in /dev/shm.
+    pub link: Option<Arc<Link>>,
+}
+
+/// Where a channel's pin table comes from.
+pub(crate) enum PinSource {
+    /// The object named after the channel and its lineage in /dev/shm.
+    ByName,
+    /// A descriptor received from a socket-serving writer.
+    Fd(rustix::fd::OwnedFd),
+    /// The table the writer just created.
+    Have(Arc<Pins>),
 }
 
 /// What is wrong with a channel header, found by [`validate`].
@@ -157,11 +171,42 @@ impl Channel {
         let object = name.object_name();
         let seg = Segment::open(&object, writable, HEADER_REGION)
             .map_err(|e| open_err(name, &object, e))?;
-        Channel::from_segment(name.clone(), seg)
+        Channel::from_segment(name.clone(), seg, PinSource::ByName, None)
     }
 
-    /// Validates an opened segment whose mapping covers at least its header.
-    pub fn from_segment(name: Name, seg: Segment) -> Result<Channel, OpenError> {
+    /// Connects to the writer serving a channel on the socket at `path` and validates what it
+    /// hands over: the channel's memory (which must be sealed against shrinking) and its pin
+    /// table.
+    pub fn connect(path: &std::path::Path) -> Result<Channel, OpenError> {
+        let a = crate::socket::connect(path)?;
+        let name = a.name;
+        let io = |op, e| OpenError::Io {
+            name: name.to_string(),
+            op,
+            source: e,
+        };
+        let seg = Segment::from_fd(a.channel, false, HEADER_REGION)
+            .map_err(|e| io("mmap of the received channel", e))?;
+        let sealed = seg
+            .seals()
+            .is_ok_and(|s| s.contains(rustix::fs::SealFlags::SHRINK));
+        if !sealed {
+            return Err(corrupt(
+                &name,
+                "the writer's memory is not sealed against shrinking",
+            ));
+        }
+        Channel::from_segment(name, seg, PinSource::Fd(a.pins), Some(Arc::new(a.link)))
+    }
+
+    /// Validates an opened segment whose mapping covers at least its header, and opens its pin
+    /// table.
+    pub fn from_segment(
+        name: Name,
+        seg: Segment,
+        pins: PinSource,
+        link: Option<Arc<Link>>,
+    ) -> Result<Channel, OpenError> {
         let size = seg
             .size()
             .map_err(|e| open_err(&name, &name.object_name(), e))?;
@@ -219,8 +264,13 @@ impl Channel {
         let ring_at = seg.atomic_u64(off::RING).load(Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Acquire);
         let (seg, geom, generation) = map_ring(&name, &seg, &hf, ring_at)?;
-        let pins = match Pins::open(&name, hf.lineage) {
-            Ok(p) => Arc::new(p),
+        let pins = match pins {
+            PinSource::Have(p) => Ok(p),
+            PinSource::ByName => Pins::open(&name, hf.lineage).map(Arc::new),
+            PinSource::Fd(fd) => Pins::from_fd(fd, hf.lineage).map(Arc::new),
+        };
+        let pins = match pins {
+            Ok(p) => p,
             // The writer removes the table when it closes its channel: the channel is going.
             Err(PinsFail::Errno(Errno::NOENT)) => {
                 return Err(OpenError::NotFound {
@@ -242,6 +292,7 @@ impl Channel {
             schema,
             identity,
             pins,
+            link,
         })
     }
 
@@ -266,6 +317,7 @@ impl Channel {
             schema: self.schema.clone(),
             identity: self.identity,
             pins: self.pins.clone(),
+            link: self.link.clone(),
         }))
     }
 
@@ -277,6 +329,11 @@ impl Channel {
         let h = self.head().load(Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Acquire);
         h
+    }
+    /// `true` while the writer holds the channel: its lock on the object, and for a socket-served
+    /// channel also its end of the connection (a hang-up is the writer's death).
+    pub fn writer_alive(&self) -> bool {
+        self.seg.writer_alive().unwrap_or(true) && self.link.as_ref().is_none_or(|l| !l.hung_up())
     }
     pub fn wake(&self) -> &AtomicU32 {
         self.seg.atomic_u32(off::WAKE)

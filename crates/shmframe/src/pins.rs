@@ -46,6 +46,20 @@ impl Pins {
     pub fn create(name: &Name, lineage: u64, mode: u32) -> Result<Pins, CreateFail> {
         let seg =
             Segment::create_exclusive(&name.pins_object_name(lineage), PINS_SIZE, pins_mode(mode))?;
+        Ok(Pins::init(seg, lineage))
+    }
+
+    /// Creates the table of lineage `lineage` as an anonymous object (a socket-served channel):
+    /// sealed at its size, readable and writable by its owner only (each reader receives a
+    /// read-write descriptor of its own).
+    pub fn create_memfd(lineage: u64) -> Result<Pins, CreateFail> {
+        use rustix::fs::SealFlags;
+        let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+        let seg = Segment::memfd("shmframe-pins", PINS_SIZE, 0o600, seals)?;
+        Ok(Pins::init(seg, lineage))
+    }
+
+    fn init(seg: Segment, lineage: u64) -> Pins {
         let mut head = [0u8; 24];
         head[..8].copy_from_slice(&PINS_MAGIC);
         head[12..16].copy_from_slice(&PIN_ENTRIES.to_ne_bytes());
@@ -54,13 +68,24 @@ impl Pins {
         // SYNC POINT: the version is stored last, with release (the channel's init handshake).
         seg.atomic_u32(off::P_VERSION)
             .store(LAYOUT_VERSION, Ordering::Release);
-        Ok(Pins { seg })
+        Pins { seg }
     }
 
     /// Opens the table of lineage `lineage` (reader).
     pub fn open(name: &Name, lineage: u64) -> Result<Pins, PinsFail> {
         let seg = Segment::open(&name.pins_object_name(lineage), true, PINS_SIZE)
             .map_err(PinsFail::Errno)?;
+        Pins::check(seg, lineage)
+    }
+
+    /// The table of lineage `lineage` received as a read-write descriptor (a socket-served
+    /// channel's reader).
+    pub fn from_fd(fd: rustix::fd::OwnedFd, lineage: u64) -> Result<Pins, PinsFail> {
+        let seg = Segment::from_fd(fd, true, PINS_SIZE).map_err(PinsFail::Errno)?;
+        Pins::check(seg, lineage)
+    }
+
+    fn check(seg: Segment, lineage: u64) -> Result<Pins, PinsFail> {
         if (seg.len() as u64) < PINS_SIZE {
             return Err(PinsFail::Invalid("the pin table is truncated"));
         }
@@ -77,6 +102,12 @@ impl Pins {
             ));
         }
         Ok(Pins { seg })
+    }
+
+    /// A read-write descriptor of the table with an open file description of its own, for one
+    /// reader of a socket-served channel (its entry's lock must be its own, not shared).
+    pub fn reopen_for_reader(&self) -> Result<rustix::fd::OwnedFd, Errno> {
+        self.seg.reopen(true)
     }
 
     /// Removes the table's name (the writer, when its channel goes).

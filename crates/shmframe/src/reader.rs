@@ -13,6 +13,7 @@ use crate::ring;
 use crate::segment::Segment;
 use crate::wake;
 use rustix::fd::BorrowedFd;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,28 @@ pub struct Reader {
     readiness: Option<Arc<Registration>>,
     #[cfg(feature = "tokio")]
     pub(crate) aio: Option<crate::aio::AsyncReadiness>,
+}
+
+/// A channel found, or `None` if there is none yet (no object or socket, one still initialising,
+/// one superseded, a stale socket).
+fn not_yet(found: Result<Channel, OpenError>) -> Result<Option<Channel>, OpenError> {
+    match found {
+        Ok(ch) if !ch.is_superseded() => Ok(Some(ch)),
+        Ok(_)
+        | Err(OpenError::NotFound { .. })
+        | Err(OpenError::Initialising { .. })
+        | Err(OpenError::NoSocket { .. })
+        | Err(OpenError::StaleSocket { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The directory of a socket path, watched while waiting for the socket.
+fn socket_dir(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => ".".into(),
+    }
 }
 
 fn start_position(ch: &Channel) -> Option<u64> {
@@ -77,22 +100,44 @@ impl Reader {
         let name = Name::new(name)?;
         let start = Instant::now();
         let deadline = start.checked_add(timeout);
-        let ch = wake::until_named(
-            deadline,
-            Duration::from_millis(250),
-            || match Channel::open(&name, false) {
-                Ok(ch) if !ch.is_superseded() => Ok(Some(ch)),
-                Ok(_) | Err(OpenError::NotFound { .. }) | Err(OpenError::Initialising { .. }) => {
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            },
-        )?;
+        let ch = wake::until_named(deadline, Duration::from_millis(250), || {
+            not_yet(Channel::open(&name, false))
+        })?;
         let ch = ch.ok_or_else(|| OpenError::Timeout {
             name: name.to_string(),
             waited: start.elapsed(),
         })?;
         Reader::attached(ch)
+    }
+
+    /// Connects to the writer serving a channel on the Unix socket at `path`
+    /// ([`crate::WriterOptions::socket`]), which must be there. From then on the reader works
+    /// exactly as one opened by name.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Reader, OpenError> {
+        Reader::attached(Channel::connect(path.as_ref())?)
+    }
+
+    /// Connects to the writer serving the socket at `path`, waiting up to `timeout` for it to
+    /// appear (the reader may start first). Waits on inotify events in the socket's directory.
+    pub fn connect_wait(path: impl AsRef<Path>, timeout: Duration) -> Result<Reader, OpenError> {
+        let path = path.as_ref();
+        let start = Instant::now();
+        let ch = wake::until_in(
+            &socket_dir(path),
+            start.checked_add(timeout),
+            Duration::from_millis(250),
+            || not_yet(Channel::connect(path)),
+        )?;
+        let ch = ch.ok_or_else(|| OpenError::SocketTimeout {
+            path: path.display().to_string(),
+            waited: start.elapsed(),
+        })?;
+        Reader::attached(ch)
+    }
+
+    /// The socket a socket-served channel was reached through.
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.ch.link.as_ref().map(|l| l.path())
     }
 
     fn attached(ch: Channel) -> Result<Reader, OpenError> {
@@ -152,7 +197,7 @@ impl Reader {
 
     /// `true` while the writer process holds the channel (checked with its lock).
     pub fn writer_alive(&self) -> bool {
-        self.ch.seg.writer_alive().unwrap_or(false)
+        self.ch.writer_alive()
     }
 
     /// Waits up to `timeout` (`None`: forever) for the next frame and returns a verified copy.
@@ -322,15 +367,16 @@ impl Reader {
     /// one, or (when following a takeover rather than waiting after reporting the writer gone)
     /// any, since it may hold frames not read yet.
     fn successor(&self) -> Result<Option<Channel>, ReadError> {
-        match Channel::open(&self.ch.name, false) {
-            Ok(ch) if ch.identity != self.ch.identity && !ch.is_superseded() => {
-                let alive = ch.seg.writer_alive().unwrap_or(false);
+        let found = match &self.ch.link {
+            Some(link) => not_yet(Channel::connect(link.path())),
+            None => not_yet(Channel::open(&self.ch.name, false)),
+        };
+        match found.map_err(ReadError::Reopen)? {
+            Some(ch) if ch.identity != self.ch.identity && !ch.is_superseded() => {
+                let alive = ch.writer_alive();
                 Ok((alive || !ch.is_open() || !self.detached).then_some(ch))
             }
-            Ok(_) | Err(OpenError::NotFound { .. }) | Err(OpenError::Initialising { .. }) => {
-                Ok(None)
-            }
-            Err(e) => Err(ReadError::Reopen(e)),
+            _ => Ok(None),
         }
     }
 
@@ -338,9 +384,16 @@ impl Reader {
     /// restart). Waits up to `deadline` for one.
     fn reattach(&mut self, deadline: Option<Instant>) -> Result<(), ReadError> {
         loop {
-            let Some(ch) =
-                wake::until_named(deadline, Duration::from_secs(1), || self.successor())?
-            else {
+            let found = match &self.ch.link {
+                Some(l) => wake::until_in(
+                    &socket_dir(l.path()),
+                    deadline,
+                    Duration::from_secs(1),
+                    || self.successor(),
+                )?,
+                None => wake::until_named(deadline, Duration::from_secs(1), || self.successor())?,
+            };
+            let Some(ch) = found else {
                 return Err(self.detach());
             };
             self.entry = attach(&ch)?;
@@ -442,7 +495,7 @@ impl Reader {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
-                    if !self.ch.seg.writer_alive().unwrap_or(true) {
+                    if !self.ch.writer_alive() {
                         return Err(self.detach());
                     }
                     return Err(ReadError::Timeout {
@@ -464,7 +517,7 @@ impl Reader {
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() >= LIVENESS_INTERVAL {
                 quiet_since = Instant::now();
-                if !self.ch.seg.writer_alive().unwrap_or(true) {
+                if !self.ch.writer_alive() {
                     return Err(self.detach());
                 }
             }
@@ -484,7 +537,7 @@ impl Reader {
         if self.detached {
             self.reattach(Some(Instant::now()))?;
         }
-        if reg.take_writer_gone() && !self.ch.seg.writer_alive().unwrap_or(true) {
+        if reg.take_writer_gone() && !self.ch.writer_alive() {
             return Err(self.detach());
         }
         match self.step(Some(Instant::now()), &mut attempt)? {

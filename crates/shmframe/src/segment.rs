@@ -123,11 +123,55 @@ impl Segment {
         };
         let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = rustix::fs::open(path(object), flags, Mode::empty())?;
+        Segment::from_fd(fd, writable, max_len)
+    }
+
+    /// Maps the first `max_len` bytes (or all, if shorter) of an object already open as `fd`
+    /// (one received over a socket, say); `Errno::NOTSUP` unless it is a regular file.
+    pub fn from_fd(fd: OwnedFd, writable: bool, max_len: u64) -> Result<Segment, Errno> {
         let st = rustix::fs::fstat(&fd)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(Errno::NOTSUP);
         }
         Segment::map(Arc::new(fd), (st.st_size as u64).min(max_len), writable)
+    }
+
+    /// Creates an anonymous object (`memfd_create`, never linked into any directory) of `size`
+    /// reserved bytes with permission bits `mode` and the given seals, and maps it read-write.
+    /// The memory lives until the last descriptor and mapping of it are gone.
+    pub fn memfd(
+        label: &str,
+        size: u64,
+        mode: u32,
+        seals: rustix::fs::SealFlags,
+    ) -> Result<Segment, CreateFail> {
+        use rustix::fs::MemfdFlags;
+        let fd = rustix::fs::memfd_create(label, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| CreateFail::Errno("memfd_create", e))?;
+        // The mode guards re-opening through /proc/PID/fd: a peer of another uid that was handed
+        // a read-only descriptor cannot re-open it for writing.
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|e| CreateFail::Errno("fchmod", e))?;
+        reserve(&fd, size)?;
+        rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| CreateFail::Errno("F_ADD_SEALS", e))?;
+        Segment::map(Arc::new(fd), size, true).map_err(|e| CreateFail::Errno("mmap", e))
+    }
+
+    /// The object's seals (`F_GET_SEALS`); `Errno::INVAL` for an object that cannot be sealed.
+    pub fn seals(&self) -> Result<rustix::fs::SealFlags, Errno> {
+        rustix::fs::fcntl_get_seals(&*self.fd)
+    }
+
+    /// A new open file description of the same object (through `/proc/self/fd`), read-only or
+    /// read-write: its own locks, independent of ours. The object's mode decides whether we may.
+    pub fn reopen(&self, writable: bool) -> Result<OwnedFd, Errno> {
+        let access = if writable {
+            OFlags::RDWR
+        } else {
+            OFlags::RDONLY
+        };
+        let at = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        rustix::fs::open(at, access | OFlags::CLOEXEC, Mode::empty())
     }
 
     /// A new mapping of the first `len` bytes of the same object (sharing its descriptor);
@@ -473,4 +517,27 @@ pub(crate) fn rename(from: &str, to: &str, replace: bool) -> Result<(), Errno> {
 /// Removes object `object`.
 pub(crate) fn unlink(object: &str) -> Result<(), Errno> {
     rustix::fs::unlink(path(object))
+}
+
+/// The supplementary groups of the peer of a connected Unix socket (`SO_PEERGROUPS`), empty if
+/// the kernel does not tell.
+pub(crate) fn peer_groups(sock: rustix::fd::BorrowedFd<'_>) -> Vec<u32> {
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+    // SAFETY: `sock` is a valid descriptor; `groups` is a writable buffer of `len` bytes that
+    // lives for the call, and the kernel writes at most `len` bytes and stores the length used.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Vec::new();
+    }
+    groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
+    groups
 }

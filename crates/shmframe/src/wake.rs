@@ -44,12 +44,13 @@ pub(crate) struct DirWatch {
 }
 
 impl DirWatch {
-    pub fn new() -> Result<DirWatch, Errno> {
+    /// Watches directory `dir`.
+    pub fn new(dir: &std::path::Path) -> Result<DirWatch, Errno> {
         use rustix::fs::inotify;
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
         inotify::add_watch(
             &fd,
-            SHM_DIR,
+            dir,
             inotify::WatchFlags::CREATE
                 | inotify::WatchFlags::MOVED_TO
                 | inotify::WatchFlags::ATTRIB
@@ -94,9 +95,19 @@ pub(crate) fn realtime_ns() -> u64 {
 pub(crate) fn until_named<T, E>(
     deadline: Option<Instant>,
     round: Duration,
+    look: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    until_in(std::path::Path::new(SHM_DIR), deadline, round, look)
+}
+
+/// As [`until_named`], watching directory `dir` (where a socket-served channel's socket appears).
+pub(crate) fn until_in<T, E>(
+    dir: &std::path::Path,
+    deadline: Option<Instant>,
+    round: Duration,
     mut look: impl FnMut() -> Result<Option<T>, E>,
 ) -> Result<Option<T>, E> {
-    let watch = DirWatch::new().ok();
+    let watch = DirWatch::new(dir).ok();
     loop {
         if let Some(v) = look()? {
             return Ok(Some(v));

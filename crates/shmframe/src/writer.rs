@@ -4,11 +4,12 @@ use crate::error::{CreateError, Errno, WriteError};
 use crate::frame::{frame_len, DType, Element, Metadata, Schema};
 use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
 use crate::layout::{HEADER_REGION, PIN_ENTRIES, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
-use crate::mapped::Channel;
+use crate::mapped::{Channel, PinSource};
 use crate::name::Name;
 use crate::pins::Pins;
 use crate::ring;
 use crate::segment::{self, CreateFail, LoanMap, Segment};
+use crate::socket::{RefusedPeer, Served};
 use crate::wake::{self, monotonic_ns, realtime_ns};
 use bytemuck::Zeroable;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,7 @@ pub struct WriterOptions {
     capacity: usize,
     schema: Option<Schema>,
     keep: bool,
+    socket: Option<std::path::PathBuf>,
 }
 
 impl Default for WriterOptions {
@@ -40,6 +42,7 @@ impl Default for WriterOptions {
             capacity: 0,
             schema: None,
             keep: false,
+            socket: None,
         }
     }
 }
@@ -82,6 +85,17 @@ impl WriterOptions {
         self.keep = keep;
         self
     }
+    /// Serve the channel on a Unix socket at `path` instead of naming it in /dev/shm: its memory
+    /// is an anonymous, sealed `memfd` that readers receive over the socket
+    /// ([`crate::Reader::connect`]), so they need only a shared directory, not a shared IPC
+    /// namespace, and nothing is left in /dev/shm whatever happens. The mode decides who may
+    /// connect (the socket file's mode, and the writer checks each peer's credentials). A stale
+    /// socket at `path` (its writer died) is replaced; a live one is
+    /// [`CreateError::SocketInUse`].
+    pub fn socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
     /// The configured slot count.
     pub fn slot_count(&self) -> u32 {
         self.slots
@@ -104,6 +118,12 @@ impl WriterOptions {
         }
         if let Some(s) = &self.schema {
             s.validate().map_err(|e| bad(e.to_string()))?;
+        }
+        if self.keep && self.socket.is_some() {
+            return Err(bad(
+                "`keep` needs a name in /dev/shm; a socket-served channel lives only as long as its processes"
+                    .into(),
+            ));
         }
         let meta_size = self.schema.as_ref().map_or(0, |s| s.size);
         Geometry::new(self.slots, meta_size, self.capacity as u64, HEADER_REGION).ok_or_else(|| {
@@ -141,6 +161,8 @@ pub struct Writer {
     /// Consecutive `FUTEX_WAKE`s that woke nobody (a sleeper count left by a dead reader).
     idle_wakes: u32,
     born: u64,
+    /// The socket a socket-served channel is handed out on.
+    served: Option<Served>,
 }
 
 const ALIVE_RECHECK_NS: u64 = 100_000_000;
@@ -194,38 +216,53 @@ fn build_segment(
             Err(CreateFail::Errno(_, Errno::EXIST)) => continue,
             other => other.map_err(|f| fail_err(name, f))?,
         };
-        if !seg
-            .try_lock_byte(0)
-            .map_err(|e| create_err(name, "fcntl(F_OFD_SETLK)", e))?
-        {
+        if !init_channel(name, &seg, geom, schema, lineage)? {
             let _ = segment::unlink(&tmp);
             continue;
         }
-        let schema = schema.map(Schema::encode).unwrap_or_default();
-        let hf = HeaderFixed {
-            magic: MAGIC,
-            version: 0,
-            header_size: HEADER_REGION as u32,
-            lineage,
-            created_realtime_ns: realtime_ns(),
-            writer_pid: pid,
-            meta_size: geom.meta_size,
-            schema_offset: SCHEMA_OFFSET,
-            schema_len: schema.len() as u32,
-            pin_entries: PIN_ENTRIES,
-            _reserved0: [0; 76],
-        };
-        seg.write(0, &hf);
-        seg.copy_in(SCHEMA_OFFSET as usize, &schema);
-        seg.write(geom.ring_offset as usize, &geom.ring_fixed(0));
-        seg.atomic_u64(off::RING)
-            .store(geom.ring_offset, Ordering::Relaxed);
-        // SYNC POINT: the version is stored last, with release: an opener that acquires a
-        // non-zero version sees every byte written above (iceoryx2's init handshake).
-        seg.atomic_u32(off::VERSION)
-            .store(LAYOUT_VERSION, Ordering::Release);
         return Ok((seg, tmp));
     }
+}
+
+/// Takes the writer's lock on a new channel object and initialises it, storing the version last.
+/// `false` if another process holds the lock (a stray temporary object of the same name).
+fn init_channel(
+    name: &Name,
+    seg: &Segment,
+    geom: &Geometry,
+    schema: Option<&Schema>,
+    lineage: u64,
+) -> Result<bool, CreateError> {
+    if !seg
+        .try_lock_byte(0)
+        .map_err(|e| create_err(name, "fcntl(F_OFD_SETLK)", e))?
+    {
+        return Ok(false);
+    }
+    let schema = schema.map(Schema::encode).unwrap_or_default();
+    let hf = HeaderFixed {
+        magic: MAGIC,
+        version: 0,
+        header_size: HEADER_REGION as u32,
+        lineage,
+        created_realtime_ns: realtime_ns(),
+        writer_pid: std::process::id(),
+        meta_size: geom.meta_size,
+        schema_offset: SCHEMA_OFFSET,
+        schema_len: schema.len() as u32,
+        pin_entries: PIN_ENTRIES,
+        _reserved0: [0; 76],
+    };
+    seg.write(0, &hf);
+    seg.copy_in(SCHEMA_OFFSET as usize, &schema);
+    seg.write(geom.ring_offset as usize, &geom.ring_fixed(0));
+    seg.atomic_u64(off::RING)
+        .store(geom.ring_offset, Ordering::Relaxed);
+    // SYNC POINT: the version is stored last, with release: an opener that acquires a non-zero
+    // version sees every byte written above (iceoryx2's init handshake).
+    seg.atomic_u32(off::VERSION)
+        .store(LAYOUT_VERSION, Ordering::Release);
+    Ok(true)
 }
 
 fn new_lineage() -> u64 {
@@ -286,6 +323,18 @@ fn occupant(name: &Name, object: &str) -> Result<Occupant, CreateError> {
     Ok(Occupant::Stale)
 }
 
+/// The error for a new channel that does not read back as valid (a bug or a hostile process).
+fn reread_err(name: &Name, e: crate::OpenError) -> CreateError {
+    CreateError::Io {
+        name: name.to_string(),
+        op: "re-reading the new channel",
+        source: match e {
+            crate::OpenError::Io { source, .. } => source,
+            _ => Errno::IO,
+        },
+    }
+}
+
 /// Puts the object `tmp` under the channel's name, taking over a stale channel.
 fn install(name: &Name, tmp: &str) -> Result<(), CreateError> {
     let object = name.object_name();
@@ -318,37 +367,16 @@ fn install(name: &Name, tmp: &str) -> Result<(), CreateError> {
 
 impl Writer {
     /// Creates channel `name`. Fails with [`CreateError::Busy`] if a live writer holds the name;
-    /// takes over a stale channel whose writer died (its readers follow to the new one).
+    /// takes over a stale channel whose writer died (its readers follow to the new one). With
+    /// [`WriterOptions::socket`] the channel is served on that socket instead of named in
+    /// /dev/shm.
     pub fn create(name: &str, opts: WriterOptions) -> Result<Writer, CreateError> {
         let name = Name::new(name)?;
         let geom = opts.geometry(&name)?;
-        let mut lineage = new_lineage();
-        let pins = loop {
-            match Pins::create(&name, lineage, opts.mode) {
-                Err(CreateFail::Errno(_, Errno::EXIST)) => lineage = lineage.wrapping_add(2),
-                other => break other.map_err(|f| fail_err(&name, f))?,
-            }
+        let (ch, served) = match opts.socket.clone() {
+            Some(path) => Writer::serve(&name, &opts, &geom, &path)?,
+            None => (Writer::install_named(&name, &opts, &geom)?, None),
         };
-        let unlink_pins = |e: CreateError| {
-            Pins::unlink(&name, lineage);
-            e
-        };
-        let (seg, tmp) = build_segment(&name, &geom, opts.schema.as_ref(), opts.mode, lineage)
-            .map_err(unlink_pins)?;
-        if let Err(e) = install(&name, &tmp) {
-            let _ = segment::unlink(&tmp);
-            return Err(unlink_pins(e));
-        }
-        let ch = Channel::from_segment(name.clone(), seg).map_err(|e| CreateError::Io {
-            name: name.to_string(),
-            op: "re-reading the new channel",
-            source: match e {
-                crate::OpenError::Io { source, .. } => source,
-                _ => Errno::IO,
-            },
-        });
-        drop(pins);
-        let ch = ch.map_err(unlink_pins)?;
         Ok(Writer {
             ch,
             opts,
@@ -361,12 +389,79 @@ impl Writer {
             alive_checked: [0; PIN_ENTRIES as usize],
             idle_wakes: 0,
             born: crate::fork::generation(),
+            served,
         })
+    }
+
+    /// A new channel object and pin table named in /dev/shm.
+    fn install_named(
+        name: &Name,
+        opts: &WriterOptions,
+        geom: &Geometry,
+    ) -> Result<Channel, CreateError> {
+        let mut lineage = new_lineage();
+        let pins = loop {
+            match Pins::create(name, lineage, opts.mode) {
+                Err(CreateFail::Errno(_, Errno::EXIST)) => lineage = lineage.wrapping_add(2),
+                other => break other.map_err(|f| fail_err(name, f))?,
+            }
+        };
+        let unlink_pins = |e: CreateError| {
+            Pins::unlink(name, lineage);
+            e
+        };
+        let (seg, tmp) = build_segment(name, geom, opts.schema.as_ref(), opts.mode, lineage)
+            .map_err(unlink_pins)?;
+        if let Err(e) = install(name, &tmp) {
+            let _ = segment::unlink(&tmp);
+            return Err(unlink_pins(e));
+        }
+        let ch = Channel::from_segment(name.clone(), seg, PinSource::Have(Arc::new(pins)), None);
+        ch.map_err(|e| unlink_pins(reread_err(name, e)))
+    }
+
+    /// A new channel in anonymous memory, served on the socket at `path`.
+    fn serve(
+        name: &Name,
+        opts: &WriterOptions,
+        geom: &Geometry,
+        path: &std::path::Path,
+    ) -> Result<(Channel, Option<Served>), CreateError> {
+        use rustix::fs::SealFlags;
+        let listener = crate::socket::listen(name, path, opts.mode)?;
+        let lineage = new_lineage();
+        let pins = Arc::new(Pins::create_memfd(lineage).map_err(|f| fail_err(name, f))?);
+        // Readers map the channel read-only; 0400 keeps a peer of another uid from re-opening
+        // its descriptor for writing. It may grow (a new ring), never shrink.
+        let seals = SealFlags::SHRINK | SealFlags::SEAL;
+        let label = name.object_name();
+        let seg =
+            Segment::memfd(&label, geom.ring_end(), 0o400, seals).map_err(|f| fail_err(name, f))?;
+        if !init_channel(name, &seg, geom, opts.schema.as_ref(), lineage)? {
+            return Err(create_err(name, "fcntl(F_OFD_SETLK)", Errno::AGAIN));
+        }
+        let ch = Channel::from_segment(name.clone(), seg, PinSource::Have(pins.clone()), None)
+            .map_err(|e| reread_err(name, e))?;
+        let served = listener.serve(name, ch.seg.clone(), pins)?;
+        Ok((ch, Some(served)))
     }
 
     /// The channel's name.
     pub fn name(&self) -> &Name {
         &self.ch.name
+    }
+
+    /// The socket a socket-served channel is served on ([`WriterOptions::socket`]).
+    pub fn socket_path(&self) -> Option<&std::path::Path> {
+        self.served.as_ref().map(Served::path)
+    }
+
+    /// Readers of a socket-served channel that were refused since the last call (their
+    /// credentials do not match the channel's mode), for the caller to log.
+    pub fn refused_peers(&self) -> Vec<RefusedPeer> {
+        self.served
+            .as_ref()
+            .map_or_else(Vec::new, Served::take_refused)
     }
 
     /// Frames published so far (the next frame's index).
@@ -423,6 +518,7 @@ impl Writer {
             schema: self.ch.schema.clone(),
             identity: self.ch.identity,
             pins: self.ch.pins.clone(),
+            link: None,
         };
         self.ch.wake().fetch_add(1, Ordering::Release);
         wake::wake_all(self.ch.wake());
@@ -728,6 +824,11 @@ impl Writer {
         }
         // Readers see the writer gone from now on, and a new writer may take the name.
         self.ch.seg.unlock_byte(0);
+        if let Some(mut served) = self.served.take() {
+            // Nothing is named in /dev/shm: the memory goes with the last descriptor.
+            served.stop();
+            return Ok(());
+        }
         if self.opts.keep {
             return Ok(());
         }

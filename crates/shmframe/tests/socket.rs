@@ -1,0 +1,343 @@
+//! Socket-served channels between real processes: the `peer` example serves or connects with
+//! `--socket PATH`; this test process plays the other side where a test needs to look inside.
+//! Each test works in its own temporary directory, removed at the end, and checks that nothing of
+//! its channel ever appears in /dev/shm.
+
+mod common;
+
+use common::{peer, unique, Proc, LONG};
+use shmframe::{CreateError, DType, OpenError, ReadError, Reader, Writer, WriterOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A directory for one test's socket, removed (with anything left in it) when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir(&d).expect("create test directory");
+        Dir(d)
+    }
+    fn sock(&self) -> PathBuf {
+        self.0.join("ch.sock")
+    }
+    fn s(&self) -> String {
+        self.sock().display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Objects in /dev/shm whose name mentions `name`.
+fn in_dev_shm(name: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.contains(name))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn writer_peer(name: &str, sock: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["write", name, "--socket", sock];
+    args.extend_from_slice(extra);
+    let p = peer(&args);
+    p.wait_stderr("writer ready");
+    p
+}
+
+/// The reader's JSON summary line, once it exits.
+fn summary(mut p: Proc) -> String {
+    let (_, line) = p.wait_stdout("\"frames\"");
+    let status = p.child.wait().expect("wait reader");
+    assert!(status.success(), "reader failed ({status}): {line}");
+    line
+}
+
+fn num(line: &str, key: &str) -> i64 {
+    let pat = format!("\"{key}\":");
+    let at = line.find(&pat).unwrap_or_else(|| panic!("{key} in {line}")) + pat.len();
+    line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+fn kill9(p: &mut Proc) {
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+}
+
+#[test]
+fn reader_receives_4k_frames_over_a_socket_and_nothing_is_named_in_dev_shm() {
+    let dir = Dir::new("sk-4k");
+    let name = unique("sk4k");
+    let mut w = writer_peer(
+        &name,
+        &dir.s(),
+        &["--shape", "2160x3840x3", "--fps", "60", "--frames", "3600"],
+    );
+    let r = peer(&[
+        "read",
+        "-",
+        "--socket",
+        &dir.s(),
+        "--view",
+        "--frames",
+        "20",
+    ]);
+    let line = summary(r);
+    assert_eq!(
+        (num(&line, "frames"), num(&line, "torn")),
+        (20, 0),
+        "{line}"
+    );
+    assert!(line.contains("\"errors\":[]"), "{line}");
+    assert_eq!(in_dev_shm(&name), Vec::<String>::new());
+    let meta = std::fs::symlink_metadata(dir.sock()).expect("the socket exists");
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    assert!(meta.file_type().is_socket());
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "default socket mode"
+    );
+    kill9(&mut w);
+}
+
+#[test]
+fn a_closing_writer_removes_its_socket_and_readers_see_the_close() {
+    let dir = Dir::new("sk-close");
+    let mut w = Writer::create(&unique("skc"), WriterOptions::new().socket(dir.sock())).unwrap();
+    let mut r = Reader::connect(dir.sock()).unwrap();
+    assert_eq!(r.socket_path(), Some(dir.sock().as_path()));
+    w.write(DType::U8, &[4], &[1, 2, 3, 4]).unwrap();
+    assert_eq!(r.next(Some(LONG)).unwrap().data, [1, 2, 3, 4]);
+    w.close().unwrap();
+    assert!(!dir.sock().exists(), "the socket is removed on close");
+    match r.next(Some(LONG)) {
+        Err(ReadError::Closed { .. }) => {}
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+#[test]
+fn kill_9_of_writer_and_readers_leaves_only_a_stale_socket_that_the_next_writer_replaces() {
+    let dir = Dir::new("sk-kill");
+    let name = unique("skk");
+    let mut w = writer_peer(&name, &dir.s(), &["--fps", "200", "--frames", "12000"]);
+    let mut readers: Vec<Proc> = (0..2)
+        .map(|_| {
+            let r = peer(&[
+                "read",
+                "-",
+                "--socket",
+                &dir.s(),
+                "--view",
+                "--hold-ms",
+                "50",
+            ]);
+            r.wait_stderr("reader ready");
+            r
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(&mut w);
+    for r in &mut readers {
+        kill9(r);
+    }
+    assert_eq!(in_dev_shm(&name), Vec::<String>::new());
+    assert!(matches!(
+        Reader::connect(dir.sock()),
+        Err(OpenError::StaleSocket { .. })
+    ));
+    let stale = Reader::connect(dir.sock()).err().unwrap().to_string();
+    assert!(
+        stale.contains("stale") && stale.contains(&dir.s()),
+        "{stale}"
+    );
+    // The next writer takes the path over; a reader gets its frames.
+    let _w2 = writer_peer(&name, &dir.s(), &["--fps", "200", "--frames", "12000"]);
+    let r = peer(&["read", "-", "--socket", &dir.s(), "--frames", "10"]);
+    let line = summary(r);
+    assert_eq!(num(&line, "frames"), 10, "{line}");
+    assert_eq!(in_dev_shm(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_live_socket_is_busy_with_its_writers_pid_and_other_files_are_left_alone() {
+    let dir = Dir::new("sk-busy");
+    let w = writer_peer(
+        &unique("skb"),
+        &dir.s(),
+        &["--fps", "50", "--frames", "3000"],
+    );
+    let err = Writer::create(&unique("skb2"), WriterOptions::new().socket(dir.sock()))
+        .err()
+        .expect("a live writer's socket is busy");
+    match &err {
+        CreateError::SocketInUse { pid, .. } => assert_eq!(*pid, w.pid()),
+        other => panic!("expected SocketInUse, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&w.pid().to_string()), "{err}");
+    let file = dir.0.join("plain");
+    std::fs::write(&file, b"keep me").unwrap();
+    let err = Writer::create(&unique("skb3"), WriterOptions::new().socket(&file))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, CreateError::NotASocket { .. }),
+        "expected NotASocket, got {err:?}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+#[test]
+fn readers_see_the_writers_death_through_the_socket() {
+    let dir = Dir::new("sk-death");
+    let mut w = writer_peer(
+        &unique("skd"),
+        &dir.s(),
+        &["--fps", "100", "--frames", "6000"],
+    );
+    let mut r = Reader::connect(dir.sock()).unwrap();
+    r.next(Some(LONG)).unwrap();
+    assert!(r.writer_alive());
+    kill9(&mut w);
+    assert!(!r.writer_alive(), "hang-up and lock both gone");
+    let t = Instant::now();
+    loop {
+        match r.next(Some(LONG)) {
+            Ok(_) => continue, // frames still in the ring
+            Err(ReadError::WriterGone { .. }) => break,
+            Err(e) => panic!("expected WriterGone, got {e}"),
+        }
+    }
+    println!("writer death seen {:?} after kill -9", t.elapsed());
+}
+
+#[test]
+fn a_reader_started_first_waits_for_the_socket_and_times_out_clearly() {
+    let dir = Dir::new("sk-first");
+    let r = peer(&[
+        "read",
+        "-",
+        "--socket",
+        &dir.s(),
+        "--frames",
+        "5",
+        "--wait",
+        "30",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _w = writer_peer(
+        &unique("skf"),
+        &dir.s(),
+        &["--fps", "100", "--frames", "6000"],
+    );
+    assert_eq!(num(&summary(r), "frames"), 5);
+    let nobody = dir.0.join("nobody.sock");
+    match Reader::connect_wait(&nobody, Duration::from_millis(300)) {
+        Err(e @ OpenError::SocketTimeout { .. }) => {
+            assert!(e.to_string().contains("nobody.sock"), "{e}")
+        }
+        other => panic!("expected SocketTimeout, got {:?}", other.err()),
+    }
+    match Reader::connect(&nobody) {
+        Err(e @ OpenError::NoSocket { .. }) => assert!(e.to_string().contains("--socket"), "{e}"),
+        other => panic!("expected NoSocket, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn growth_and_metadata_work_over_a_socket() {
+    let dir = Dir::new("sk-grow");
+    let _w = writer_peer(
+        &unique("skg"),
+        &dir.s(),
+        &["--vary", "--meta", "--fps", "300", "--frames", "20000"],
+    );
+    let r = peer(&[
+        "read",
+        "-",
+        "--socket",
+        &dir.s(),
+        "--view",
+        "--frames",
+        "120",
+    ]);
+    let line = summary(r);
+    assert!(num(&line, "shapes") >= 3, "the ring grew: {line}");
+    assert_eq!(num(&line, "torn"), 0, "{line}");
+}
+
+#[test]
+fn a_reader_follows_a_new_writer_on_the_same_socket() {
+    let dir = Dir::new("sk-follow");
+    let name = unique("skt");
+    let mut w = writer_peer(&name, &dir.s(), &["--fps", "200", "--frames", "12000"]);
+    let r = peer(&[
+        "read",
+        "-",
+        "--socket",
+        &dir.s(),
+        "--resume",
+        "1",
+        "--frames",
+        "400",
+    ]);
+    r.wait_stderr("reader ready");
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(&mut w);
+    r.wait_stderr("is gone");
+    let _w2 = writer_peer(&name, &dir.s(), &["--fps", "200", "--frames", "12000"]);
+    let line = summary(r);
+    assert_eq!(num(&line, "resumed"), 1, "{line}");
+    assert_eq!(num(&line, "torn"), 0, "{line}");
+}
+
+#[test]
+fn garbage_on_the_socket_is_a_clear_error() {
+    let dir = Dir::new("sk-garbage");
+    // A stream socket (not shmframe's kind) and a seqpacket one that says something else.
+    let stream = std::os::unix::net::UnixListener::bind(dir.0.join("stream")).unwrap();
+    match Reader::connect(dir.0.join("stream")) {
+        Err(e @ OpenError::NotShmframeSocket { .. }) => println!("{e}"),
+        other => panic!("expected NotShmframeSocket, got {:?}", other.err()),
+    }
+    drop(stream);
+    let path = dir.0.join("liar");
+    let server = std::thread::spawn({
+        let path = path.clone();
+        move || fake_server(&path)
+    });
+    while !path.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match Reader::connect(&path) {
+        Err(e @ OpenError::NotShmframeSocket { .. }) => {
+            assert!(e.to_string().contains("handshake"), "{e}")
+        }
+        other => panic!("expected NotShmframeSocket, got {:?}", other.err()),
+    }
+    server.join().unwrap();
+}
+
+/// Accepts one connection on a seqpacket socket at `path` and sends it 24 bytes of nonsense.
+fn fake_server(path: &Path) {
+    use rustix::net::*;
+    let s = socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).unwrap();
+    bind(&s, &SocketAddrUnix::new(path).unwrap()).unwrap();
+    listen(&s, 1).unwrap();
+    let c = accept(&s).unwrap();
+    rustix::io::write(&c, &[7u8; 24]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+}
