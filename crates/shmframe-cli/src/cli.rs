@@ -64,7 +64,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure shmframe against other ways of moving frames.
     Bench(shmframe_bench::BenchArgs),
-    /// Copy frames from one endpoint to another: NAME, seed:NAME or zenoh:KEYEXPR.
+    /// Copy frames from one endpoint to another: NAME, seed:NAME, socket:PATH or zenoh:KEYEXPR.
     Bridge(BridgeArgs),
 }
 
@@ -111,13 +111,18 @@ pub struct WriteArgs {
     /// Wire protocol.
     #[arg(long, value_enum, default_value_t = Protocol::Native)]
     pub protocol: Protocol,
+    /// Serve the channel on a Unix socket at PATH instead of naming it in /dev/shm: readers
+    /// connect with `--socket PATH` and need only that directory, not the IPC namespace.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["keep", "protocol"])]
+    pub socket: Option<PathBuf>,
 }
 
 /// `shmframe read`.
 #[derive(Args, Debug, Clone)]
 pub struct ReadArgs {
     /// Channel name.
-    pub name: String,
+    #[arg(required_unless_present = "socket")]
+    pub name: Option<String>,
     /// No window: a live status line on stderr.
     #[arg(long)]
     pub headless: bool,
@@ -142,6 +147,9 @@ pub struct ReadArgs {
     /// Wire protocol.
     #[arg(long, value_enum, default_value_t = Protocol::Native)]
     pub protocol: Protocol,
+    /// Connect to the channel a writer serves on the Unix socket at PATH (`write --socket`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["name", "protocol"])]
+    pub socket: Option<PathBuf>,
 }
 
 /// `shmframe ls`.
@@ -156,7 +164,11 @@ pub struct LsArgs {
 #[derive(Args, Debug, Clone)]
 pub struct InfoArgs {
     /// Channel name.
-    pub name: String,
+    #[arg(required_unless_present = "socket")]
+    pub name: Option<String>,
+    /// Describe the channel served on the Unix socket at PATH.
+    #[arg(long, value_name = "PATH", conflicts_with = "name")]
+    pub socket: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -190,10 +202,10 @@ pub struct DemoArgs {
 /// `shmframe bridge`.
 #[derive(Args, Debug, Clone)]
 pub struct BridgeArgs {
-    /// Source endpoint: NAME, seed:NAME or zenoh:KEYEXPR.
+    /// Source endpoint: NAME, seed:NAME, socket:PATH or zenoh:KEYEXPR.
     #[arg(long)]
     pub from: String,
-    /// Destination endpoint: NAME, seed:NAME or zenoh:KEYEXPR.
+    /// Destination endpoint: NAME, seed:NAME, socket:PATH or zenoh:KEYEXPR.
     #[arg(long)]
     pub to: String,
     /// Stop after N frames.

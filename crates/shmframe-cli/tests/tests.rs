@@ -3,4 +3,5 @@
 
 mod cli;
 mod hostile;
+mod socket_cli;
 mod util;

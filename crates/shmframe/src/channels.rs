@@ -51,6 +51,8 @@ pub struct ChannelStatus {
     pub generation: u32,
     /// Per slot: the frame it holds (`None` if empty or being written).
     pub slot_frames: Vec<Option<u64>>,
+    /// The socket a socket-served channel was reached through (`None`: named in /dev/shm).
+    pub socket: Option<String>,
 }
 
 /// A `/dev/shm` entry with our prefix that is not a usable channel.
@@ -78,7 +80,7 @@ fn status(ch: &Channel) -> ChannelStatus {
         uid,
         mode,
         writer_pid: ch.hf.writer_pid,
-        writer_alive: seg.writer_alive().unwrap_or(false),
+        writer_alive: ch.writer_alive(),
         state: match ch.state() {
             STATE_OPEN => "open",
             STATE_CLOSED => "closed",
@@ -94,6 +96,7 @@ fn status(ch: &Channel) -> ChannelStatus {
         age_s: (last_ts != 0).then(|| now.saturating_sub(last_ts) as f64 / 1e9),
         generation: ch.generation,
         slot_frames: ch.stamps().map(ring::stable_index).collect(),
+        socket: ch.link.as_ref().map(|l| l.path().display().to_string()),
     }
 }
 
@@ -111,6 +114,12 @@ pub fn inspect(name: &str) -> Result<ChannelStatus, OpenError> {
     }
     let ch = Channel::open(&name, false)?;
     Ok(status(&ch))
+}
+
+/// Describes the channel served on the socket at `path` (connecting as a reader would, without
+/// attaching to it).
+pub fn inspect_socket(path: impl AsRef<Path>) -> Result<ChannelStatus, OpenError> {
+    Ok(status(&Channel::connect(path.as_ref())?))
 }
 
 /// Every channel in /dev/shm, and the entries with our prefix that are not usable channels.

@@ -818,3 +818,168 @@ fn inner_unlimited_shm() {
     w.close().expect("close");
     assert!(shm_entries().is_empty(), "left behind: {:?}", shm_entries());
 }
+
+/// A directory two containers share (a volume): world-writable, removed when dropped.
+struct SharedDir(PathBuf);
+
+impl SharedDir {
+    fn new() -> SharedDir {
+        let d = std::env::temp_dir().join(unique("vol"));
+        std::fs::create_dir(&d).expect("shared dir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        SharedDir(d)
+    }
+    fn sock(&self) -> String {
+        self.0.join("cam.sock").display().to_string()
+    }
+    fn entries(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect()
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root for IPC and mount namespaces; run by scripts/test.d/50-containers.sh"]
+fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
+    need_namespaces("socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib");
+    let image = Image::new();
+    let vol = SharedDir::new();
+    let name = unique("sock4k");
+    let sock = vol.sock();
+    let shape = ["--shape", "2160x3840x3", "--fps", "30", "--frames", "1800"];
+    // Named in /dev/shm, a 4K ring (3 × 24.9 MB) cannot fit a 1 MiB /dev/shm at all.
+    let named = Container::start(
+        Shm::Private("size=1m"),
+        &[],
+        &[&[image.peer(), "write", &name][..], &shape[..]].concat(),
+    )
+    .into_output();
+    let said = String::from_utf8_lossy(&named.stderr);
+    assert!(
+        !named.status.success() && said.contains("--shm-size"),
+        "a named 4K channel must not fit 1 MiB: {said}"
+    );
+    // Served on a socket in the shared directory, it needs no /dev/shm at all.
+    let serve = || {
+        let argv = [
+            &[image.peer(), "write", &name, "--socket", &sock][..],
+            &shape[..],
+        ]
+        .concat();
+        let mut c = Container::start(Shm::Private("size=1m"), &[], &argv);
+        c.wait_for_line("writer ready");
+        c
+    };
+    let mut w = serve();
+    let reader = Container::start(
+        Shm::Private("size=1m"),
+        &[],
+        &[
+            image.peer(),
+            "read",
+            "-",
+            "--socket",
+            &sock,
+            "--frames",
+            "10",
+            "--view",
+        ],
+    );
+    assert_ne!(ns_link(reader.pid(), "ipc"), ns_link(w.pid(), "ipc"));
+    assert_ne!(ns_link(reader.pid(), "mnt"), ns_link(w.pid(), "mnt"));
+    Summary::from(reader.into_output()).assert_received(10);
+    let shm = join(&w, &[], &["ls", "-A", "/dev/shm"]);
+    assert_eq!(
+        String::from_utf8_lossy(&shm.stdout).trim(),
+        "",
+        "the writer's /dev/shm is empty"
+    );
+    // kill -9 leaves only the socket file (no memory); the next writer replaces it.
+    w.kill();
+    assert_eq!(vol.entries(), vec!["cam.sock".to_string()]);
+    let _w2 = serve();
+    let again = Container::start(
+        Shm::Private("size=1m"),
+        &[],
+        &[
+            image.peer(),
+            "read",
+            "-",
+            "--socket",
+            &sock,
+            "--frames",
+            "5",
+        ],
+    );
+    Summary::from(again.into_output()).assert_received(5);
+}
+
+#[test]
+#[ignore = "needs root for IPC and mount namespaces; run by scripts/test.d/50-containers.sh"]
+fn a_socket_admits_by_mode_and_the_writer_logs_refused_peers() {
+    need_namespaces("a_socket_admits_by_mode_and_the_writer_logs_refused_peers");
+    let image = Image::new();
+    let vol = SharedDir::new();
+    let name = unique("sockuid");
+    let sock = vol.sock();
+    let read = |user: &[String], extra: &[&str]| {
+        let argv = [
+            &[image.peer(), "read", "-", "--socket", &sock, "--wait", "5"][..],
+            extra,
+        ]
+        .concat();
+        Summary::from(Container::start(Shm::Private("size=1m"), user, &argv).into_output())
+    };
+    let mut w = writer(
+        &image,
+        Shm::Private("size=1m"),
+        &as_user(WRITER_UID, WRITER_UID, &[]),
+        &name,
+        &["--socket", &sock],
+    );
+    // Another uid: the socket file's mode (0600) stops it at connect.
+    let denied = read(&as_user(READER_UID, READER_UID, &[]), &["--frames", "1"]);
+    assert_eq!(denied.code, Some(5), "{denied:?}");
+    assert!(
+        denied.line.contains("no permission to connect") && denied.line.contains("mode 600"),
+        "{}",
+        denied.line
+    );
+    // Root gets past the file mode, not past the writer: refused with a reason, and logged.
+    let refused = read(&[], &["--frames", "1"]);
+    assert_eq!(refused.code, Some(5), "{refused:?}");
+    assert!(
+        refused.line.contains("refused this process"),
+        "{}",
+        refused.line
+    );
+    w.wait_for_line("refused peer");
+    // The writer's own uid is admitted.
+    read(&as_user(WRITER_UID, WRITER_UID, &[]), &["--frames", "5"]).assert_received(5);
+    drop(w);
+
+    // A group mode: members of the group (here a supplementary group) connect, others do not.
+    let _g = writer(
+        &image,
+        Shm::Private("size=1m"),
+        &as_user(WRITER_UID, SHARED_GID, &[]),
+        &name,
+        &["--socket", &sock, "--mode", "0o640"],
+    );
+    read(
+        &as_user(READER_UID, READER_UID, &[SHARED_GID]),
+        &["--frames", "5", "--view"],
+    )
+    .assert_received(5);
+    let outside = read(&as_user(OTHER_UID, OTHER_UID, &[]), &["--frames", "1"]);
+    assert_eq!(outside.code, Some(5), "{outside:?}");
+    assert!(outside.line.contains("mode 660"), "{}", outside.line);
+}

@@ -1,7 +1,8 @@
 //! `shmframe bridge --from EP --to EP`: copies frames between a native channel (`NAME`), the
-//! article's protocol (`seed:NAME`) and Zenoh (`zenoh:KEYEXPR`, with the `zenoh` feature).
+//! article's protocol (`seed:NAME`), a socket-served channel (`socket:PATH`) and Zenoh
+//! (`zenoh:KEYEXPR`, with the `zenoh` feature).
 
-use super::endpoint::{Input, Next, Output};
+use super::endpoint::{Input, Next, Output, Place};
 use crate::cli::BridgeArgs;
 use crate::stop;
 use anyhow::bail;
@@ -14,27 +15,32 @@ const OPEN_WAIT: Duration = Duration::from_secs(10);
 /// One end of a bridge.
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
-    Native(String),
-    Seed(String),
+    Local(Place),
     Zenoh(String),
 }
 
 fn parse(s: &str) -> anyhow::Result<Endpoint> {
     let ep = if let Some(n) = s.strip_prefix("seed:") {
-        Endpoint::Seed(n.to_string())
+        Endpoint::Local(Place::Seed(n.to_string()))
     } else if let Some(k) = s.strip_prefix("zenoh:") {
         Endpoint::Zenoh(k.to_string())
+    } else if let Some(p) = s.strip_prefix("socket:") {
+        Endpoint::Local(Place::Socket(p.into()))
     } else if let Some(n) = s.strip_prefix("shm:") {
-        Endpoint::Native(n.to_string())
+        Endpoint::Local(Place::Named(n.to_string()))
     } else if s.contains(':') {
-        bail!("endpoint `{s}`: write NAME (a shmframe channel), seed:NAME or zenoh:KEYEXPR");
+        bail!("endpoint `{s}`: write NAME (a shmframe channel), seed:NAME, socket:PATH or zenoh:KEYEXPR");
     } else {
-        Endpoint::Native(s.to_string())
+        Endpoint::Local(Place::Named(s.to_string()))
     };
     match &ep {
-        Endpoint::Native(n) | Endpoint::Seed(n) => {
+        Endpoint::Local(Place::Named(n)) | Endpoint::Local(Place::Seed(n)) => {
             shmframe::Name::new(n)?;
         }
+        Endpoint::Local(Place::Socket(p)) if p.as_os_str().is_empty() => {
+            bail!("endpoint `{s}`: the socket path is empty")
+        }
+        Endpoint::Local(Place::Socket(_)) => {}
         Endpoint::Zenoh(k) if k.is_empty() => bail!("endpoint `{s}`: the key expression is empty"),
         Endpoint::Zenoh(_) => {}
     }
@@ -49,30 +55,20 @@ pub fn run(a: BridgeArgs) -> anyhow::Result<()> {
         (Endpoint::Zenoh(_), Endpoint::Zenoh(_)) => {
             bail!("both endpoints are Zenoh: use a Zenoh router for that")
         }
-        (Endpoint::Zenoh(k), Endpoint::Native(n)) => zenoh(&a, false, k, n),
-        (Endpoint::Native(n), Endpoint::Zenoh(k)) => zenoh(&a, true, k, n),
-        (Endpoint::Zenoh(_), Endpoint::Seed(_)) | (Endpoint::Seed(_), Endpoint::Zenoh(_)) => bail!(
-            "Zenoh bridges to native channels only: bridge seed:NAME to a native channel first, and that channel to Zenoh"
+        (Endpoint::Zenoh(k), Endpoint::Local(Place::Named(n))) => zenoh(&a, false, k, n),
+        (Endpoint::Local(Place::Named(n)), Endpoint::Zenoh(k)) => zenoh(&a, true, k, n),
+        (Endpoint::Zenoh(_), Endpoint::Local(_)) | (Endpoint::Local(_), Endpoint::Zenoh(_)) => bail!(
+            "Zenoh bridges to named native channels only: bridge seed:NAME or socket:PATH to a named channel first, and that channel to Zenoh"
         ),
-        (f, t) => local(&a, f, t),
+        (Endpoint::Local(f), Endpoint::Local(t)) => local(&a, f, t),
     }
 }
 
-fn split(ep: &Endpoint) -> (&str, bool) {
-    match ep {
-        Endpoint::Native(n) => (n, false),
-        Endpoint::Seed(n) => (n, true),
-        Endpoint::Zenoh(k) => (k, false),
-    }
-}
-
-fn local(a: &BridgeArgs, from: &Endpoint, to: &Endpoint) -> anyhow::Result<()> {
-    let (src, src_seed) = split(from);
-    let (dst, dst_seed) = split(to);
-    if src == dst && src_seed == dst_seed {
+fn local(a: &BridgeArgs, from: &Place, to: &Place) -> anyhow::Result<()> {
+    if from == to {
         bail!("--from and --to are the same channel");
     }
-    let Some(mut input) = Input::open(src, src_seed, OPEN_WAIT, "shmframe bridge")? else {
+    let Some(mut input) = Input::open(from, OPEN_WAIT, "shmframe bridge")? else {
         eprintln!(
             "shmframe bridge: stopped before {} appeared; 0 frames copied",
             a.from
@@ -83,7 +79,12 @@ fn local(a: &BridgeArgs, from: &Endpoint, to: &Endpoint) -> anyhow::Result<()> {
     if let Some(schema) = input.schema() {
         opts = opts.schema(schema);
     }
-    let mut out = Output::create(dst, dst_seed, opts, 0o600)?;
+    let mut out = match to {
+        Place::Named(n) => Output::create(n, false, opts, 0o600)?,
+        Place::Seed(n) => Output::create(n, true, opts, 0o600)?,
+        // A socket-served destination carries the source channel's name.
+        Place::Socket(p) => Output::create(&input.name(), false, opts.socket(p), 0o600)?,
+    };
     eprintln!("shmframe bridge: {} → {} (Ctrl-C stops)", a.from, a.to);
     let mut copied = 0u64;
     let mut warned = false;
@@ -153,8 +154,19 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse("cam0").unwrap(), Endpoint::Native("cam0".into()));
-        assert_eq!(parse("seed:cam0").unwrap(), Endpoint::Seed("cam0".into()));
+        assert_eq!(
+            parse("cam0").unwrap(),
+            Endpoint::Local(Place::Named("cam0".into()))
+        );
+        assert_eq!(
+            parse("seed:cam0").unwrap(),
+            Endpoint::Local(Place::Seed("cam0".into()))
+        );
+        assert_eq!(
+            parse("socket:/run/cam.sock").unwrap(),
+            Endpoint::Local(Place::Socket("/run/cam.sock".into()))
+        );
+        assert!(parse("socket:").is_err());
         assert_eq!(
             parse("zenoh:a/b/*").unwrap(),
             Endpoint::Zenoh("a/b/*".into())

@@ -6,7 +6,7 @@ use crate::stop;
 use anyhow::{bail, Context};
 use shmframe::seed::{SeedError, SeedFrame, SeedReader, SeedWriter};
 use shmframe::{DType, Frame, OpenError, ReadError, Reader, Writer, WriterOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A frame just received, borrowed from the [`Input`].
@@ -81,74 +81,117 @@ pub fn refuse_non_regular(name: &str, seed: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a stream of frames is found: a named channel, an article-protocol channel, or a channel
+/// served on a Unix socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `/dev/shm/shmframe.NAME`.
+    Named(String),
+    /// The article's objects `NAME`, `NAME-meta` and semaphore `NAME`.
+    Seed(String),
+    /// A socket-served channel (`--socket PATH`, `socket:PATH`).
+    Socket(PathBuf),
+}
+
+impl Place {
+    /// The place for `name` (or `socket`, if given) in protocol `seed` or native.
+    pub fn of(name: Option<&str>, socket: Option<&Path>, seed: bool) -> Place {
+        match (socket, name) {
+            (Some(p), _) => Place::Socket(p.to_owned()),
+            (None, Some(n)) if seed => Place::Seed(n.to_string()),
+            (None, n) => Place::Named(n.unwrap_or_default().to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Named(n) => write!(f, "channel `{n}`"),
+            Place::Seed(n) => write!(f, "seed-protocol channel `{n}`"),
+            Place::Socket(p) => write!(f, "the channel served on `{}`", p.display()),
+        }
+    }
+}
+
 impl Input {
-    /// Opens channel `name`, waiting up to `wait` for it to appear. Waits in slices and gives up
-    /// with `Ok(None)` when Ctrl-C or SIGTERM arrives. `who` prefixes the message saying that it
-    /// waits.
-    pub fn open(
-        name: &str,
-        seed: bool,
-        wait: Duration,
-        who: &str,
-    ) -> anyhow::Result<Option<Input>> {
+    /// Opens the channel at `place`, waiting up to `wait` for it to appear. Waits in slices and
+    /// gives up with `Ok(None)` when Ctrl-C or SIGTERM arrives. `who` prefixes the message saying
+    /// that it waits.
+    pub fn open(place: &Place, wait: Duration, who: &str) -> anyhow::Result<Option<Input>> {
         let start = Instant::now();
         let mut said = false;
         loop {
             if stop::requested() {
                 return Ok(None);
             }
-            refuse_non_regular(name, seed)?;
             let left = wait.saturating_sub(start.elapsed());
             let slice = left.min(OPEN_SLICE);
             let last = left <= OPEN_SLICE;
-            if seed {
-                match SeedReader::open_wait(name, slice) {
-                    Ok(r) => {
-                        return Ok(Some(Input::Seed(
-                            Box::new(r),
-                            Box::default(),
-                            None,
-                            Vec::new(),
-                        )))
+            let opened = match place {
+                Place::Seed(name) => {
+                    refuse_non_regular(name, true)?;
+                    match SeedReader::open_wait(name, slice) {
+                        Ok(r) => Some(Input::Seed(Box::new(r), Box::default(), None, Vec::new())),
+                        Err(SeedError::OpenTimeout { name, missing, .. }) if last => {
+                            return Err(SeedError::OpenTimeout {
+                                name,
+                                waited: start.elapsed(),
+                                missing,
+                            }
+                            .into())
+                        }
+                        Err(SeedError::OpenTimeout { .. }) => None,
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(SeedError::OpenTimeout { name, missing, .. }) if last => {
-                        return Err(SeedError::OpenTimeout {
-                            name,
+                }
+                Place::Named(name) => {
+                    refuse_non_regular(name, false)?;
+                    match Reader::open_wait(name, slice) {
+                        Ok(r) => Some(Input::native(r)),
+                        Err(OpenError::Timeout { name, .. }) if last => {
+                            return Err(OpenError::Timeout {
+                                name,
+                                waited: start.elapsed(),
+                            }
+                            .into())
+                        }
+                        Err(OpenError::Timeout { .. }) => None,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Place::Socket(path) => match Reader::connect_wait(path, slice) {
+                    Ok(r) => Some(Input::native(r)),
+                    Err(OpenError::SocketTimeout { path, .. }) if last => {
+                        return Err(OpenError::SocketTimeout {
+                            path,
                             waited: start.elapsed(),
-                            missing,
                         }
                         .into())
                     }
-                    Err(SeedError::OpenTimeout { .. }) => {}
+                    Err(OpenError::SocketTimeout { .. }) => None,
                     Err(e) => return Err(e.into()),
-                }
-            } else {
-                match Reader::open_wait(name, slice) {
-                    Ok(r) => {
-                        return Ok(Some(Input::Native(
-                            Box::new(r),
-                            Box::default(),
-                            shmframe::monotonic_ns(),
-                        )))
-                    }
-                    Err(OpenError::Timeout { name, .. }) if last => {
-                        return Err(OpenError::Timeout {
-                            name,
-                            waited: start.elapsed(),
-                        }
-                        .into())
-                    }
-                    Err(OpenError::Timeout { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                },
+            };
+            if opened.is_some() {
+                return Ok(opened);
             }
             if !said {
                 said = true;
-                eprintln!(
-                    "{who}: waiting up to {:.1?} for channel `{name}` to appear (Ctrl-C stops)",
-                    wait
-                );
+                eprintln!("{who}: waiting up to {wait:.1?} for {place} to appear (Ctrl-C stops)");
             }
+        }
+    }
+
+    fn native(r: Reader) -> Input {
+        Input::Native(Box::new(r), Box::default(), shmframe::monotonic_ns())
+    }
+
+    /// The channel's name (a socket-served channel's as its writer gave it).
+    pub fn name(&self) -> String {
+        match self {
+            Input::Native(r, ..) => r.name().to_string(),
+            Input::Seed(r, ..) => r.name().to_string(),
         }
     }
 
@@ -275,6 +318,14 @@ impl Output {
             }
         }
         Ok(())
+    }
+
+    /// Readers a socket-served channel refused since the last call.
+    pub fn refused_peers(&self) -> Vec<shmframe::RefusedPeer> {
+        match self {
+            Output::Native(w) => w.refused_peers(),
+            Output::Seed(_) => Vec::new(),
+        }
     }
 
     /// Closes the channel (removing it, unless a native writer was created with `keep`).

@@ -1,4 +1,4 @@
-//! `shmframe info NAME`: header, metadata schema and slots of one channel.
+//! `shmframe info NAME` (or `--socket PATH`): header, metadata schema and slots of one channel.
 
 use super::ls::channel_json;
 use crate::cli::InfoArgs;
@@ -6,23 +6,35 @@ use shmframe::channels;
 
 /// Runs `shmframe info`.
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
-    // A FIFO, directory or link under the name is named as such (and never opened).
-    super::endpoint::refuse_non_regular(&a.name, false)?;
-    let c = channels::inspect(&a.name)?;
+    let c = match (&a.socket, &a.name) {
+        (Some(path), _) => channels::inspect_socket(path)?,
+        (None, Some(name)) => {
+            // A FIFO, directory or link under the name is named as such (and never opened).
+            super::endpoint::refuse_non_regular(name, false)?;
+            channels::inspect(name)?
+        }
+        (None, None) => anyhow::bail!("give a channel name or --socket PATH"),
+    };
     if a.json {
         println!("{}", channel_json(&c));
         return Ok(());
     }
     println!("channel      {}", c.name);
-    println!(
-        "object       {}/{}{} ({} bytes, mode 0o{:o}, uid {})",
-        shmframe::SHM_DIR,
-        shmframe::OBJECT_PREFIX,
-        c.name,
-        c.bytes,
-        c.mode,
-        c.uid
-    );
+    match &c.socket {
+        Some(path) => println!(
+            "memory       anonymous (memfd, {} bytes, uid {}), served on {path}",
+            c.bytes, c.uid
+        ),
+        None => println!(
+            "object       {}/{}{} ({} bytes, mode 0o{:o}, uid {})",
+            shmframe::SHM_DIR,
+            shmframe::OBJECT_PREFIX,
+            c.name,
+            c.bytes,
+            c.mode,
+            c.uid
+        ),
+    }
     println!(
         "writer       pid {} ({})",
         c.writer_pid,

@@ -88,6 +88,7 @@ pub fn channel_json(c: &ChannelStatus) -> serde_json::Value {
         "slots": c.slots,
         "slot_capacity": c.slot_capacity,
         "slot_frames": c.slot_frames,
+        "socket": c.socket,
         "schema": c.schema.as_ref().map(|s| serde_json::json!({
             "type_name": s.type_name,
             "size": s.size,

@@ -1,7 +1,7 @@
 //! `shmframe read NAME`: shows frames in a window (or, headless, a status line), saves PNG
 //! snapshots, and reports rate, latency and loss.
 
-use super::endpoint::{Input, Next, Received};
+use super::endpoint::{Input, Next, Place, Received};
 use crate::cli::{Protocol, ReadArgs};
 use crate::convert::{self, PixelFormat};
 use crate::sink::snapshot::Snapshots;
@@ -27,28 +27,28 @@ enum Display {
 /// Runs `shmframe read`.
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
     let limit = a.timeout.map(Duration::from_secs_f64);
-    let Some(input) = Input::open(
-        &a.name,
+    let place = Place::of(
+        a.name.as_deref(),
+        a.socket.as_deref(),
         a.protocol == Protocol::Seed,
-        limit.unwrap_or(DEFAULT_OPEN_WAIT),
-        "shmframe read",
-    )?
-    else {
+    );
+    let wait = limit.unwrap_or(DEFAULT_OPEN_WAIT);
+    let Some(input) = Input::open(&place, wait, "shmframe read")? else {
         // Ctrl-C or SIGTERM while waiting for the channel: a clean stop with nothing received.
-        eprintln!(
-            "shmframe read: stopped before channel `{}` appeared",
-            a.name
-        );
-        return Session::report(&a, &mut Stats::new(), None, None);
+        eprintln!("shmframe read: stopped before {place} appeared");
+        return Session::report(&a, "", &mut Stats::new(), None, None);
     };
     let mut session = Session::new(&a, input, limit)?;
     let ended = session.receive()?;
-    Session::report(&a, &mut session.stats, session.snaps.as_ref(), ended)
+    let name = session.name.clone();
+    Session::report(&a, &name, &mut session.stats, session.snaps.as_ref(), ended)
 }
 
 /// One `shmframe read` after the channel opened: where frames go, and what has been seen.
 struct Session<'a> {
     a: &'a ReadArgs,
+    /// The channel's name (a socket-served channel's as its writer gave it).
+    name: String,
     input: Input,
     display: Display,
     snaps: Option<Snapshots>,
@@ -74,8 +74,9 @@ impl<'a> Session<'a> {
         };
         // A window shows the newest frame; headless statistics count every frame in order.
         input.set_latest_only(!matches!(display, Display::Headless));
+        let name = input.name();
         let snaps = match &a.save {
-            Some(dir) => Some(Snapshots::new(dir, &a.name, a.every)?),
+            Some(dir) => Some(Snapshots::new(dir, &name, a.every)?),
             None => None,
         };
         let wait = if a.headless {
@@ -85,6 +86,7 @@ impl<'a> Session<'a> {
         };
         Ok(Session {
             a,
+            name,
             input,
             display,
             snaps,
@@ -115,7 +117,7 @@ impl<'a> Session<'a> {
                     self.last_frame = Instant::now();
                     let (stats, snaps, display) =
                         (&mut self.stats, &mut self.snaps, &mut self.display);
-                    take(&self.a.name, stats, snaps, display, &f)?;
+                    take(&self.name, stats, snaps, display, &f)?;
                 }
                 Next::Idle => self.idle()?,
                 Next::Ended(msg) => return Ok(Some(msg)),
@@ -135,13 +137,16 @@ impl<'a> Session<'a> {
                 self.stats.finish_status();
                 bail!(
                     "no frame on channel `{}` within {limit:?}: is its writer publishing? (`shmframe info {}` shows its state)",
-                    self.a.name,
-                    self.a.name
+                    self.name,
+                    match &self.a.socket {
+                        Some(p) => format!("--socket {}", p.display()),
+                        None => self.name.clone(),
+                    }
                 );
             }
         }
         if matches!(self.display, Display::Headless) {
-            self.stats.status(&self.a.name);
+            self.stats.status(&self.name);
         }
         Ok(())
     }
@@ -179,6 +184,7 @@ impl<'a> Session<'a> {
     /// Prints the summary (or `--json`), then fails if frames were missing or torn.
     fn report(
         a: &ReadArgs,
+        name: &str,
         stats: &mut Stats,
         snaps: Option<&Snapshots>,
         ended: Option<String>,
@@ -203,8 +209,7 @@ impl<'a> Session<'a> {
         if let (Some(n), Some(_)) = (a.frames, &ended) {
             if stats.frames < n {
                 bail!(
-                    "the writer closed channel `{}` after this reader got {} of {n} frames",
-                    a.name,
+                    "the writer closed channel `{name}` after this reader got {} of {n} frames",
                     stats.frames
                 );
             }

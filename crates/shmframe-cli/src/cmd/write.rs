@@ -18,19 +18,27 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("--fps {} gives no usable frame period", a.fps))?;
     let mut src = source::open(&a.source, a.size, a.format, a.fps)?;
     let seed = a.protocol == Protocol::Seed;
-    let opts = WriterOptions::new()
+    let mut opts = WriterOptions::new()
         .slots(a.slots)
         .mode(a.mode)
         .keep(a.keep)
         .schema(pixel_schema())
         .capacity(a.size.0 * a.size.1 * a.format.channels());
+    if let Some(path) = &a.socket {
+        opts = opts.socket(path);
+    }
     let mut out = Output::create(&a.name, seed, opts, a.mode)?;
     eprintln!(
-        "shmframe write: publishing {} as {} on {}channel `{}` (pid {}); Ctrl-C stops",
+        "shmframe write: publishing {} as {} on {}channel `{}`{} (pid {}); Ctrl-C stops",
         src.describe(),
         a.format.name(),
         if seed { "seed-protocol " } else { "" },
         a.name,
+        a.socket.as_ref().map_or(String::new(), |p| format!(
+            ", served on {} (read it with `shmframe read --socket {}`)",
+            p.display(),
+            p.display()
+        )),
         std::process::id()
     );
 
@@ -49,7 +57,14 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
         };
         let shape = a.format.shape(w, h);
         let meta = PixelInfo::new(a.format, &buf);
-        match out.write(DType::U8, &shape, &buf, meta.bytes()) {
+        let written = out.write(DType::U8, &shape, &buf, meta.bytes());
+        for p in out.refused_peers() {
+            eprintln!(
+                "shmframe write: refused a reader (pid {}, uid {}, gid {}): {}",
+                p.pid, p.uid, p.gid, p.reason
+            );
+        }
+        match written {
             Ok(()) => published += 1,
             // Readers pinning every slot, or someone truncating the channel, cost a frame, not
             // the writer: count it, say so at most once a second, go on.
@@ -84,6 +99,10 @@ pub fn run(a: WriteArgs) -> anyhow::Result<()> {
         ),
         (true, true) => eprintln!(
             "shmframe write: {published} frames; seed channel `{0}` kept (remove /dev/shm/{0}, /dev/shm/{0}-meta and /dev/shm/sem.{0} when done)",
+            a.name
+        ),
+        (false, _) if a.socket.is_some() => eprintln!(
+            "shmframe write: {published} frames; channel `{}` closed, its socket removed",
             a.name
         ),
         (false, _) => eprintln!("shmframe write: {published} frames; channel `{}` removed", a.name),
