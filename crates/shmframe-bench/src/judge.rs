@@ -14,6 +14,9 @@ pub const COPY_SHARE: f64 = 0.8;
 pub const ARTICLE_COPY: f64 = 5.0;
 /// Latency an awaiting (tokio) reader may add over the blocking (futex) reader, p50, µs.
 pub const ASYNC_ADDED_US: f64 = 10.0;
+/// How far a socket-served channel's p50 (plus 2 µs) and frames/s may be from the named
+/// channel's in the same run: the run-to-run noise of one row on a 2-core machine.
+pub const SERVED_NOISE: f64 = 0.15;
 
 /// The rows of one payload of one run that a shmframe row is judged against.
 struct Others<'a> {
@@ -49,12 +52,25 @@ fn item(ok: bool, what: &str, theirs: String) -> String {
 pub fn judge(rows: &mut [Row]) {
     let all = rows.to_vec();
     for row in rows.iter_mut() {
-        let Kind::Peer(Transport::Shmframe, read, wait) = row.kind else {
-            continue;
-        };
         if row.error.is_some() {
             continue;
         }
+        if let Kind::Peer(Transport::ShmframeSocket, read, wait) = row.kind {
+            let named = find(
+                &all,
+                Kind::Peer(Transport::Shmframe, read, wait),
+                row.payload,
+            );
+            row.verdict = [served_like_named(row, named), no_torn(row)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
+            continue;
+        }
+        let Kind::Peer(Transport::Shmframe, read, wait) = row.kind else {
+            continue;
+        };
         let p = row.payload;
         let o = Others {
             ice: find(&all, Kind::Peer(Transport::Iceoryx2, read, wait), p),
@@ -189,6 +205,23 @@ fn copy_vs_article(row: &Row, o: &Others) -> Option<String> {
     ))
 }
 
+/// A socket-served channel's p50 and frames/s equal the named channel's (same read and wait)
+/// within [`SERVED_NOISE`]: after the handshake both run the same code on the same kind of memory.
+fn served_like_named(row: &Row, named: Option<&Row>) -> Option<String> {
+    let named = named?;
+    let (mine, theirs) = (row.lat?[0] as f64, named.lat?[0] as f64);
+    let lat_ok = mine <= theirs * (1.0 + SERVED_NOISE) + 2_000.0;
+    let fps_ok = row.fps >= named.fps * (1.0 - SERVED_NOISE);
+    Some(item(
+        lat_ok && fps_ok,
+        &format!(
+            "p50 and frames/s within {:.0}% of the named channel",
+            SERVED_NOISE * 100.0
+        ),
+        format!("{} µs, {:.0}/s", us(theirs), named.fps),
+    ))
+}
+
 /// No torn frame.
 fn no_torn(row: &Row) -> Option<String> {
     Some(format!("{} torn = 0", mark(row.torn == 0)))
@@ -266,6 +299,23 @@ mod tests {
             "✗ frames/s ≥ iceoryx2 (900); ✗ writer CPU ≤ iceoryx2 (1.00); \
              ✗ reader CPU ≤ iceoryx2 (1.00); ✓ torn = 0"
         );
+    }
+
+    #[test]
+    fn a_socket_served_row_is_judged_against_the_named_row() {
+        use ReadMode::*;
+        use Transport::*;
+        use WaitMode::*;
+        let p = PAYLOADS[1].0;
+        let mine = Kind::Peer(ShmframeSocket, View, Sleep);
+        let named = row(Kind::Peer(Shmframe, View, Sleep), p, 10_000, 1000.0, 1.0);
+        let mut close = vec![named.clone(), row(mine, p, 11_000, 900.0, 1.0)];
+        assert_eq!(
+            verdict_of(&mut close, mine),
+            "✓ p50 and frames/s within 15% of the named channel (10.0 µs, 1000/s); ✓ torn = 0"
+        );
+        let mut slow = vec![named, row(mine, p, 20_000, 1000.0, 1.0)];
+        assert!(verdict_of(&mut slow, mine).starts_with('✗'));
     }
 
     #[test]

@@ -23,6 +23,8 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(20);
 pub enum Transport {
     /// shmframe channel.
     Shmframe,
+    /// shmframe channel served on a Unix socket (memfd handed over once; the same hot path).
+    ShmframeSocket,
     /// iceoryx2 publish-subscribe of `[u8]` slices.
     Iceoryx2,
     /// The article's protocol: `NAME-meta` + `NAME` + a POSIX semaphore.
@@ -36,6 +38,7 @@ impl Transport {
     pub fn label(self) -> &'static str {
         match self {
             Transport::Shmframe => "shmframe",
+            Transport::ShmframeSocket => "shmframe socket",
             Transport::Iceoryx2 => "iceoryx2",
             Transport::Seed => "article (seed)",
             Transport::Uds => "unix socket",
@@ -184,6 +187,11 @@ fn ice_node() -> Result<Node<ipc::Service>> {
         .map_err(|e| anyhow!("iceoryx2 node: {e:?}"))
 }
 
+/// The socket a socket-served channel of the run is served on.
+fn served_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{name}.sock"))
+}
+
 fn uds_addr(name: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::from_abstract_name(
         format!("shmframe-bench-{name}").as_bytes(),
@@ -208,12 +216,15 @@ enum Pub {
 impl Pub {
     fn create(s: &PeerSpec) -> Result<Pub> {
         Ok(match s.transport {
-            Transport::Shmframe => Pub::Shm(shmframe::Writer::create(
-                &s.name,
-                shmframe::WriterOptions::new()
+            Transport::Shmframe | Transport::ShmframeSocket => {
+                let mut opts = shmframe::WriterOptions::new()
                     .capacity(s.bytes)
-                    .slots(s.slots),
-            )?),
+                    .slots(s.slots);
+                if s.transport == Transport::ShmframeSocket {
+                    opts = opts.socket(served_path(&s.name));
+                }
+                Pub::Shm(shmframe::Writer::create(&s.name, opts)?)
+            }
             Transport::Iceoryx2 => {
                 let node = ice_node()?;
                 let svc = node
@@ -409,8 +420,12 @@ impl Sub {
                 let r = shmframe::Reader::open_wait(&s.name, Duration::from_secs(10))?;
                 Sub::ShmAsync(r, rt)
             }
-            Transport::Shmframe => {
-                let mut r = shmframe::Reader::open_wait(&s.name, Duration::from_secs(10))?;
+            Transport::Shmframe | Transport::ShmframeSocket => {
+                let mut r = if s.transport == Transport::ShmframeSocket {
+                    shmframe::Reader::connect_wait(served_path(&s.name), Duration::from_secs(10))?
+                } else {
+                    shmframe::Reader::open_wait(&s.name, Duration::from_secs(10))?
+                };
                 if s.wait == WaitMode::Spin {
                     // Longer than any pause between frames: the reader never sleeps.
                     r.set_spin(Duration::from_secs(1));

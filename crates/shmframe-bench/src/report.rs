@@ -73,6 +73,8 @@ fn combos(only: &[Transport]) -> Vec<(Transport, ReadMode, WaitMode)> {
         (Shmframe, Copy, Spin),
         (Shmframe, Copy, Sleep),
         (Shmframe, View, Async),
+        (ShmframeSocket, View, Sleep),
+        (ShmframeSocket, Copy, Sleep),
         (Iceoryx2, View, Spin),
         (Iceoryx2, View, Sleep),
         (Iceoryx2, Copy, Spin),
@@ -313,8 +315,8 @@ fn read_label(r: ReadMode) -> &'static str {
 
 fn wait_label(t: Transport, w: WaitMode) -> &'static str {
     match (t, w) {
-        (Transport::Shmframe, WaitMode::Spin) => "spin",
-        (Transport::Shmframe, WaitMode::Sleep) => "futex",
+        (Transport::Shmframe | Transport::ShmframeSocket, WaitMode::Spin) => "spin",
+        (Transport::Shmframe | Transport::ShmframeSocket, WaitMode::Sleep) => "futex",
         (Transport::Iceoryx2, WaitMode::Spin) => "busy poll",
         (Transport::Iceoryx2, WaitMode::Sleep) => "event",
         (_, WaitMode::Async) => "tokio",
