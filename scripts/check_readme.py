@@ -118,8 +118,14 @@ def sh_block(code):
             block.wait(timeout=30)
             feeder.wait(timeout=30)
         return
-    r = run(["bash", "-c", code + "\nwait\n"], timeout=300)
-    check(f"sh block `{lines[0][:60]}…`", r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:])
+    # set -e and waiting for each background job by its pid: a failing command, in the foreground
+    # or the background, fails the block; each `--json` reader must report its `--frames N`.
+    script = "set -e\n" + code + "\nfor j in $(jobs -p); do wait \"$j\"; done\n"
+    r = run(["bash", "-c", script], timeout=300)
+    wanted = [int(m) for l in lines if "--json" in l for m in re.findall(r"--frames (\d+)", l)]
+    got = [json.loads(l).get("frames") for l in r.stdout.splitlines() if l.startswith("{")]
+    check(f"sh block `{lines[0][:60]}…`: every command succeeded, readers got {got} of {wanted} frames",
+          r.returncode == 0 and got == wanted, r.stdout[-3000:] + r.stderr[-3000:])
 
 
 def python_blocks(blocks):

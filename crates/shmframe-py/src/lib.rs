@@ -23,6 +23,8 @@ use shmframe::{
     WriteError, Writer, WriterOptions,
 };
 use std::any::Any;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,11 +42,18 @@ pyo3::import_exception!(shmframe._errors, ChannelBusy);
 pyo3::import_exception!(shmframe._errors, PermissionDenied);
 
 fn create_err(e: CreateError) -> PyErr {
+    use shmframe::error::Errno;
     let msg = e.to_string();
     match e {
         CreateError::Name(_) | CreateError::BadOptions { .. } => PyValueError::new_err(msg),
-        CreateError::Busy { .. } => ChannelBusy::new_err(msg),
+        CreateError::Busy { .. } | CreateError::SocketInUse { .. } => ChannelBusy::new_err(msg),
         CreateError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
+        CreateError::Socket {
+            source: Errno::ACCESS | Errno::PERM,
+            ..
+        } => PermissionDenied::new_err(msg),
+        // Something that is not ours at the path, as a FIFO under a channel's name is.
+        CreateError::NotASocket { .. } => LayoutMismatch::new_err(msg),
         _ => Error::new_err(msg),
     }
 }
@@ -53,12 +62,20 @@ fn open_err(e: OpenError) -> PyErr {
     let msg = e.to_string();
     match e {
         OpenError::Name(_) => PyValueError::new_err(msg),
-        OpenError::NotFound { .. } | OpenError::Timeout { .. } => ChannelNotFound::new_err(msg),
-        OpenError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
+        // A stale socket is "no channel yet" too: waiting readers wait through it.
+        OpenError::NotFound { .. }
+        | OpenError::Timeout { .. }
+        | OpenError::NoSocket { .. }
+        | OpenError::StaleSocket { .. }
+        | OpenError::SocketTimeout { .. } => ChannelNotFound::new_err(msg),
+        OpenError::PermissionDenied { .. }
+        | OpenError::SocketDenied { .. }
+        | OpenError::SocketRefused { .. } => PermissionDenied::new_err(msg),
         OpenError::NotOurs { .. }
         | OpenError::VersionMismatch { .. }
         | OpenError::Truncated { .. }
-        | OpenError::Corrupt { .. } => LayoutMismatch::new_err(msg),
+        | OpenError::Corrupt { .. }
+        | OpenError::NotShmframeSocket { .. } => LayoutMismatch::new_err(msg),
         _ => Error::new_err(msg),
     }
 }
@@ -354,6 +371,8 @@ struct WriterState {
 struct PyWriter {
     state: Mutex<WriterState>,
     name: String,
+    /// The socket a socket-served channel is served on (kept after `close`).
+    socket: Option<PathBuf>,
 }
 
 fn lock<'a, T>(m: &'a Mutex<T>, py: Python<'_>) -> MutexGuard<'a, T> {
@@ -370,17 +389,21 @@ fn closed_err(what: &str, name: &str) -> PyErr {
 #[pymethods]
 impl PyWriter {
     #[new]
-    #[pyo3(signature = (name, slots, mode, keep, schema=None))]
+    #[pyo3(signature = (name, slots, mode, keep, schema=None, socket=None))]
     fn new(
         name: &str,
         slots: u32,
         mode: u32,
         keep: bool,
         schema: Option<SchemaArg>,
+        socket: Option<PathBuf>,
     ) -> PyResult<Self> {
         let mut opts = WriterOptions::new().slots(slots).mode(mode).keep(keep);
         if let Some(schema) = schema {
             opts = opts.schema(schema_from_tuple(schema)?);
+        }
+        if let Some(path) = &socket {
+            opts = opts.socket(path.clone());
         }
         let writer = Writer::create(name, opts).map_err(create_err)?;
         Ok(PyWriter {
@@ -389,7 +412,28 @@ impl PyWriter {
                 loan: None,
             }),
             name: name.to_string(),
+            socket,
         })
+    }
+
+    /// The socket path the channel is served on, or None for a channel named in /dev/shm.
+    #[getter]
+    fn socket(&self) -> Option<OsString> {
+        self.socket.as_ref().map(|p| p.clone().into_os_string())
+    }
+
+    /// Readers the writer turned away since the last call (their credentials do not match the
+    /// channel's mode), as (pid, uid, gid, reason); always empty for a named channel.
+    fn refused_peers(&self, py: Python<'_>) -> Vec<(u32, u32, u32, String)> {
+        lock(&self.state, py)
+            .writer
+            .as_ref()
+            .map_or_else(Vec::new, |w| {
+                w.refused_peers()
+                    .into_iter()
+                    .map(|p| (p.pid, p.uid, p.gid, p.reason))
+                    .collect()
+            })
     }
 
     /// Publishes a copy of a C-contiguous array; returns the frame's index.
@@ -549,6 +593,8 @@ struct PyReader {
     /// Set by `close` before it takes the lock: a blocking call stops at its next slice.
     closing: AtomicBool,
     name: String,
+    /// The socket a socket-served channel was reached through (kept after `close`).
+    socket: Option<PathBuf>,
 }
 
 /// Why a blocking reader call stopped early.
@@ -583,13 +629,38 @@ fn frame_tuple<'py>(py: Python<'py>, f: &Frame) -> PyResult<FrameTuple<'py>> {
 }
 
 impl PyReader {
-    fn attached(reader: Reader, name: &str) -> PyReader {
+    fn attached(reader: Reader) -> PyReader {
         PyReader {
+            name: reader.name().to_string(),
+            socket: reader.socket_path().map(|p| p.to_owned()),
             state: Mutex::new(ReaderState {
                 reader: Some(reader),
             }),
             closing: AtomicBool::new(false),
-            name: name.to_string(),
+        }
+    }
+
+    /// Opens a reader with `open(slice)` (a library call that waits up to `slice`) in slices
+    /// until `deadline`, so that Ctrl-C interrupts the wait. `open` returning the library's
+    /// timeout ends its slice; `timed_out(waited)` is the error when the deadline passes.
+    fn open_waiting(
+        py: Python<'_>,
+        deadline: Option<Instant>,
+        mut open: impl FnMut(Duration) -> PyResult<Result<Reader, OpenError>> + Send,
+        timed_out: impl FnOnce(Duration) -> OpenError,
+    ) -> PyResult<Reader> {
+        let start = Instant::now();
+        let out = sliced(py, deadline, |slice| match open(slice) {
+            Err(e) => Err(Err(e)),
+            Ok(Ok(r)) => Ok(Some(r)),
+            Ok(Err(OpenError::Timeout { .. } | OpenError::SocketTimeout { .. })) => Ok(None),
+            Ok(Err(e)) => Err(Ok(e)),
+        })?;
+        match out {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(open_err(timed_out(start.elapsed()))),
+            Err(Ok(e)) => Err(open_err(e)),
+            Err(Err(e)) => Err(e),
         }
     }
 
@@ -638,40 +709,77 @@ impl PyReader {
 
 #[pymethods]
 impl PyReader {
+    /// Opens channel `name`, or connects to the writer serving the Unix socket at `socket`
+    /// (exactly one of the two), waiting up to `timeout` seconds for it to appear.
     #[new]
-    #[pyo3(signature = (name, timeout=None))]
-    fn new(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
+    #[pyo3(signature = (name=None, timeout=None, socket=None))]
+    fn new(
+        py: Python<'_>,
+        name: Option<&str>,
+        timeout: Option<f64>,
+        socket: Option<PathBuf>,
+    ) -> PyResult<Self> {
         let deadline = deadline(timeout)?;
-        if timeout == Some(0.0) {
-            // No waiting: the channel must exist now (and the error says so).
-            refuse_non_regular(name)?;
-            let reader = Reader::open(name).map_err(open_err)?;
-            return Ok(PyReader::attached(reader, name));
+        let reader =
+            match (name, socket) {
+                (Some(_), Some(_)) => {
+                    return Err(PyTypeError::new_err(
+                        "Reader() takes a channel name or socket=PATH, not both: a socket-served \
+                     channel is reached through its socket only",
+                    ))
+                }
+                (None, None) => return Err(PyTypeError::new_err(
+                    "Reader() needs a channel name (Reader(\"camera0\")) or the socket a writer \
+                     serves the channel on (Reader(socket=\"/run/cams/camera0.sock\"))",
+                )),
+                (Some(name), None) if timeout == Some(0.0) => {
+                    // No waiting: the channel must exist now (and the error says so).
+                    refuse_non_regular(name)?;
+                    Reader::open(name).map_err(open_err)?
+                }
+                (Some(name), None) => Self::open_waiting(
+                    py,
+                    deadline,
+                    |slice| {
+                        // Checked before every slice: a FIFO put under the name would block the open.
+                        refuse_non_regular(name)?;
+                        Ok(Reader::open_wait(name, slice))
+                    },
+                    |waited| OpenError::Timeout {
+                        name: name.to_string(),
+                        waited,
+                    },
+                )?,
+                // No waiting: a writer must serve the socket now.
+                (None, Some(path)) if timeout == Some(0.0) => {
+                    Reader::connect(&path).map_err(open_err)?
+                }
+                (None, Some(path)) => Self::open_waiting(
+                    py,
+                    deadline,
+                    |slice| Ok(Reader::connect_wait(&path, slice)),
+                    |waited| OpenError::SocketTimeout {
+                        path: path.display().to_string(),
+                        waited,
+                    },
+                )?,
+            };
+        Ok(PyReader::attached(reader))
+    }
+
+    /// The channel's name (for a socket-served channel, the name its writer gave it).
+    #[getter]
+    fn name(&self, py: Python<'_>) -> String {
+        match &lock(&self.state, py).reader {
+            Some(r) => r.name().to_string(),
+            None => self.name.clone(),
         }
-        let start = Instant::now();
-        let out = sliced(py, deadline, |slice| {
-            // Checked before every slice: a FIFO put under the name would block the open.
-            if let Err(e) = refuse_non_regular(name) {
-                return Err(Err(e));
-            }
-            match Reader::open_wait(name, slice) {
-                Ok(r) => Ok(Some(r)),
-                Err(OpenError::Timeout { .. }) => Ok(None),
-                Err(e) => Err(Ok(e)),
-            }
-        })?;
-        let reader = match out {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return Err(open_err(OpenError::Timeout {
-                    name: name.to_string(),
-                    waited: start.elapsed(),
-                }))
-            }
-            Err(Ok(e)) => return Err(open_err(e)),
-            Err(Err(e)) => return Err(e),
-        };
-        Ok(PyReader::attached(reader, name))
+    }
+
+    /// The socket path the channel was reached through, or None for a channel opened by name.
+    #[getter]
+    fn socket(&self) -> Option<OsString> {
+        self.socket.as_ref().map(|p| p.clone().into_os_string())
     }
 
     /// Waits for the next frame and returns a copy.

@@ -117,7 +117,19 @@ pub(crate) fn connect(path: &Path) -> Result<Admission, OpenError> {
     match rustix::net::connect(&sock, &addr) {
         Ok(()) => {}
         Err(Errno::NOENT) => return Err(OpenError::NoSocket { path: p }),
-        Err(Errno::CONNREFUSED) => return Err(OpenError::StaleSocket { path: p }),
+        Err(Errno::CONNREFUSED) => {
+            use std::os::unix::fs::FileTypeExt;
+            return Err(match std::fs::symlink_metadata(path) {
+                Ok(md) if !md.file_type().is_socket() => OpenError::NotShmframeSocket {
+                    what: format!(
+                        "it is {}, not a socket",
+                        crate::mapped::non_regular(md.file_type()).unwrap_or("a regular file")
+                    ),
+                    path: p,
+                },
+                _ => OpenError::StaleSocket { path: p },
+            });
+        }
         Err(Errno::ACCESS) | Err(Errno::PERM) => {
             use std::os::unix::fs::MetadataExt;
             let md = std::fs::metadata(path).ok();
@@ -311,17 +323,30 @@ pub(crate) fn listen(name: &Name, path: &Path, mode: u32) -> Result<Listener, Cr
             }
         }
     }
-    let addr = unix_addr(path).map_err(|e| err("sockaddr_un (path over 108 bytes?)", e))?;
+    // Bound and listening under a temporary name first, then renamed into place: a reader never
+    // finds the socket before it accepts connections (it would take it for a stale one).
+    let tmp = dir.join(format!(".shmframe-{:x}.tmp", std::process::id()));
+    let (at, addr) = match unix_addr(&tmp) {
+        Ok(a) => (tmp.as_path(), a),
+        Err(_) => (
+            path,
+            unix_addr(path).map_err(|e| err("sockaddr_un (path over 108 bytes?)", e))?,
+        ),
+    };
+    let _ = rustix::fs::unlink(at);
     let sock = seqpacket(SocketFlags::NONBLOCK).map_err(|e| err("socket", e))?;
     rustix::net::bind(&sock, &addr).map_err(|e| err("bind", e))?;
     let cleanup = |e: CreateError| {
-        let _ = rustix::fs::unlink(path);
+        let _ = rustix::fs::unlink(at);
         e
     };
-    rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(socket_mode(mode)))
+    rustix::fs::chmod(at, rustix::fs::Mode::from_raw_mode(socket_mode(mode)))
         .map_err(|e| cleanup(err("chmod", e)))?;
     rustix::net::listen(&sock, 64).map_err(|e| cleanup(err("listen", e)))?;
-    let st = rustix::fs::stat(path).map_err(|e| cleanup(err("stat", e)))?;
+    if at != path {
+        rustix::fs::rename(at, path).map_err(|e| cleanup(err("rename", e)))?;
+    }
+    let st = rustix::fs::stat(path).map_err(|e| err("stat", e))?;
     Ok(Listener {
         path: path.to_owned(),
         sock,

@@ -314,6 +314,13 @@ fn garbage_on_the_socket_is_a_clear_error() {
         other => panic!("expected NotShmframeSocket, got {:?}", other.err()),
     }
     drop(stream);
+    std::fs::write(dir.0.join("file"), b"x").unwrap();
+    match Reader::connect_wait(dir.0.join("file"), LONG) {
+        Err(e @ OpenError::NotShmframeSocket { .. }) => {
+            assert!(e.to_string().contains("regular file"), "{e}")
+        }
+        other => panic!("expected NotShmframeSocket at once, got {:?}", other.err()),
+    }
     let path = dir.0.join("liar");
     let server = std::thread::spawn({
         let path = path.clone();

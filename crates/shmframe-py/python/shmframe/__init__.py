@@ -16,13 +16,21 @@ machine (started in any order) open it by name::
 Publishing never waits for readers; readers never see a torn frame; a reader learns that its
 writer died (:class:`WriterGone`) within a second. Blocking calls release the GIL and return
 to Python on Ctrl-C.
+
+A channel may also be served on a Unix socket instead of named in /dev/shm: the writer keeps it
+in anonymous memory and hands it to each reader that connects (peers share a directory, not an
+IPC namespace, and nothing is left in /dev/shm)::
+
+    with shmframe.Writer("camera0", socket="/run/cams/camera0.sock") as w: ...
+    with shmframe.Reader(socket="/run/cams/camera0.sock") as r: ...
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-from typing import Any, Iterator, Optional, Sequence, Type
+import os
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Type, Union
 
 import numpy as np
 
@@ -44,11 +52,29 @@ __all__ = [
     "Reader",
     "Frame",
     "FrameView",
+    "RefusedPeer",
     *_errors.__all__,
     "monotonic_ns",
     "remove",
     "MAX_DIMS",
 ]
+
+#: A socket path: a ``str`` or an ``os.PathLike`` such as ``pathlib.Path``.
+SocketPath = Union[str, "os.PathLike[str]"]
+
+
+class RefusedPeer(NamedTuple):
+    """A reader that the writer of a socket-served channel turned away: its credentials do not
+    match the channel's mode (see :meth:`Writer.refused_peers`)."""
+
+    #: The peer's process id (0 if it runs in another PID namespace).
+    pid: int
+    #: The peer's user id.
+    uid: int
+    #: The peer's group id.
+    gid: int
+    #: Why, as the peer was told (the peer's :class:`PermissionDenied` carries the same text).
+    reason: str
 
 
 class Writer:
@@ -62,9 +88,19 @@ class Writer:
     :param meta: the metadata type carried with every frame: a ``ctypes.Structure`` subclass or
         a NumPy structured dtype. Readers get it back as a ctypes structure without your source.
     :param keep: leave the channel in /dev/shm after :meth:`close` (readers can still read the
-        last frames); by default it is removed.
-    :raises ChannelBusy: a live writer holds the name.
-    :raises PermissionDenied: the name belongs to another user.
+        last frames); by default it is removed. Not with ``socket``.
+    :param socket: serve the channel on a Unix socket at this path (``str`` or
+        ``os.PathLike``) instead of naming it in /dev/shm: its memory is anonymous, and each
+        reader that connects (``Reader(socket=PATH)``) receives it over the socket. ``mode``
+        applies to the socket file and to the credentials of each connecting reader. A stale
+        socket at the path (its writer died) is replaced; the socket is removed on
+        :meth:`close`. ``name`` still names the channel (readers see it as ``Reader.name``).
+    :raises ChannelBusy: a live writer holds the name, or serves a channel on ``socket``.
+    :raises PermissionDenied: the name belongs to another user, or the socket's directory does
+        not let us create the socket.
+    :raises LayoutMismatch: something other than a socket (a file, a directory) is at
+        ``socket``; it is left alone.
+    :raises ValueError: bad options, e.g. ``keep=True`` with ``socket``.
     """
 
     def __init__(
@@ -75,18 +111,24 @@ class Writer:
         mode: int = 0o600,
         meta: Any = None,
         keep: bool = False,
+        socket: Optional[SocketPath] = None,
     ) -> None:
         schema = None
         self._meta_dtype: Optional[np.dtype] = None
         if meta is not None:
             self._meta_dtype, schema = _meta.declared_dtype(meta)
-        self._w = _Writer(name, slots, mode, keep, schema)
+        self._w = _Writer(name, slots, mode, keep, schema, socket)
         self._name = name
 
     @property
     def name(self) -> str:
         """The channel's name."""
         return self._name
+
+    @property
+    def socket(self) -> Optional[str]:
+        """The socket path the channel is served on, or None for a channel named in /dev/shm."""
+        return self._w.socket
 
     @property
     def meta_dtype(self) -> Optional[np.dtype]:
@@ -131,9 +173,16 @@ class Writer:
         """
         return Loan(self, tuple(int(d) for d in shape), np.dtype(dtype), meta)
 
+    def refused_peers(self) -> List[RefusedPeer]:
+        """Readers of a socket-served channel that were turned away since the previous call
+        (their uid/gid do not match ``mode``), for the application to log; each such reader got
+        :class:`PermissionDenied` with the same reason. Always empty for a named channel (there
+        the kernel checks the object's mode and the writer never sees the reader)."""
+        return [RefusedPeer(*p) for p in self._w.refused_peers()]
+
     def close(self) -> None:
         """Closes the channel: readers get :class:`ChannelClosed`; the object is removed unless
-        ``keep=True``. Idempotent."""
+        ``keep=True`` (a socket-served channel's socket is removed). Idempotent."""
         self._w.close()
 
     def __enter__(self) -> "Writer":
@@ -144,7 +193,8 @@ class Writer:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.frames_published} frames"
-        return f"<shmframe.Writer {self._name!r} {state}>"
+        on = "" if self.socket is None else f" on {self.socket!r}"
+        return f"<shmframe.Writer {self._name!r}{on} {state}>"
 
 
 class Loan:
@@ -263,23 +313,47 @@ class Reader:
     interrupts). Every ``timeout`` argument of this class works so; NaN or a negative number is
     a ``ValueError``.
 
-    :raises ChannelNotFound: the channel did not appear in time.
+    With ``socket=PATH`` instead of a name (``str`` or ``os.PathLike``), connects to the writer
+    serving a channel on that Unix socket (``Writer(name, socket=PATH)``), waiting for it the
+    same way; from then on the reader works exactly as one opened by name (a restarted writer
+    on the same socket is followed too).
+
+    :raises ChannelNotFound: the channel did not appear in time (with ``socket``: no writer
+        served the socket in time; with ``timeout=0``: there is no socket, or a stale one whose
+        writer died).
     :raises LayoutMismatch: the object is not a shmframe channel (or another layout version),
         or the name is taken by something that is not a shared-memory object (a FIFO, a
-        directory, a link), which is never opened.
-    :raises PermissionDenied: the channel's mode does not let us read it.
+        directory, a link), which is never opened; with ``socket``: the peer at the path is not
+        a shmframe writer.
+    :raises PermissionDenied: the channel's mode does not let us read it (with ``socket``: the
+        socket file's mode, or the writer refused our credentials).
+    :raises TypeError: neither or both of ``name`` and ``socket`` given.
     """
 
-    def __init__(self, name: str, *, timeout: Optional[float] = None) -> None:
-        self._r = _Reader(name, timeout)
-        self._name = name
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        *,
+        socket: Optional[SocketPath] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        if socket is None:
+            self._r = _Reader(name, timeout)
+        else:
+            self._r = _Reader(name, timeout, socket)
         self._schema: Any = None
         self._meta_type: Optional[Type[ctypes.Structure]] = None
 
     @property
     def name(self) -> str:
-        """The channel's name."""
-        return self._name
+        """The channel's name (with ``socket``: the name its writer gave it)."""
+        return self._r.name
+
+    @property
+    def socket(self) -> Optional[str]:
+        """The socket path the channel was reached through, or None for a channel opened by
+        name."""
+        return self._r.socket
 
     @property
     def meta_type(self) -> Optional[Type[ctypes.Structure]]:
@@ -371,7 +445,8 @@ class Reader:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<shmframe.Reader {self._name!r}{' closed' if self.closed else ''}>"
+        via = "" if self.socket is None else f" via {self.socket!r}"
+        return f"<shmframe.Reader {self.name!r}{via}{' closed' if self.closed else ''}>"
 
     # asyncio: the same reads without blocking the event loop. A coroutine looks for a frame
     # (`_try_read`/`_try_view` never wait; finding nothing arms the readiness descriptor), and
@@ -438,7 +513,7 @@ class Reader:
             return got
         if self._awaited:
             raise Error(
-                f"another task is already awaiting reader of channel `{self._name}`: use one "
+                f"another task is already awaiting reader of channel `{self.name}`: use one "
                 "Reader per task (or share the frames it reads)"
             )
         fd = self._r.fileno()
@@ -447,7 +522,7 @@ class Reader:
             while True:
                 if deadline is not None and loop.time() >= deadline:
                     raise Timeout(
-                        f"no frame on channel `{self._name}` within {loop.time() - start:.3f} s "
+                        f"no frame on channel `{self.name}` within {loop.time() - start:.3f} s "
                         f"(writer pid {self._r.writer_pid} is alive but not publishing)"
                     )
                 woken = loop.create_future()

@@ -1,6 +1,7 @@
 """Type stubs of the compiled core ``shmframe._shmframe``; use the ``shmframe`` package API."""
 
-from typing import List, Optional, Sequence, Tuple
+import os
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -8,6 +9,8 @@ import numpy as np
 SchemaTuple = Tuple[str, int, int, List[Tuple[str, str, int, int]]]
 #: (array, metadata bytes or None, index, timestamp_ns, missed)
 FrameTuple = Tuple[np.ndarray, Optional[bytes], int, int, int]
+#: A socket path: str or os.PathLike
+SocketPath = Union[str, os.PathLike]
 
 MAX_DIMS: int
 
@@ -30,13 +33,23 @@ class ViewOwner:
 
 class _Writer:
     def __init__(
-        self, name: str, slots: int, mode: int, keep: bool, schema: Optional[SchemaTuple] = None
+        self,
+        name: str,
+        slots: int,
+        mode: int,
+        keep: bool,
+        schema: Optional[SchemaTuple] = None,
+        socket: Optional[SocketPath] = None,
     ) -> None: ...
     def write(self, array: np.ndarray, meta: Optional[bytes] = None) -> int: ...
     def loan(self, shape: Sequence[int], dtype: str) -> np.ndarray: ...
     def publish(self, meta: Optional[bytes] = None) -> int: ...
     def discard(self) -> None: ...
     def close(self) -> None: ...
+    def refused_peers(self) -> List[Tuple[int, int, int, str]]:
+        """Readers refused since the last call, as (pid, uid, gid, reason)."""
+    @property
+    def socket(self) -> Optional[str]: ...
     @property
     def closed(self) -> bool: ...
     @property
@@ -47,7 +60,13 @@ class _Writer:
     def schema(self) -> Optional[SchemaTuple]: ...
 
 class _Reader:
-    def __init__(self, name: str, timeout: Optional[float] = None) -> None: ...
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        timeout: Optional[float] = None,
+        socket: Optional[SocketPath] = None,
+    ) -> None:
+        """Exactly one of ``name`` and ``socket``; TypeError otherwise."""
     def read(self, timeout: Optional[float] = None) -> FrameTuple: ...
     def view(self, timeout: Optional[float] = None) -> FrameTuple: ...
     def latest(self) -> Optional[FrameTuple]: ...
@@ -55,6 +74,10 @@ class _Reader:
     def set_latest_only(self, latest_only: bool) -> None: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def socket(self) -> Optional[str]: ...
     @property
     def schema(self) -> Optional[SchemaTuple]: ...
     @property
