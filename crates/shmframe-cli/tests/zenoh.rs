@@ -152,8 +152,18 @@ fn spawn_writer(
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<u64> {
+    spawn_writer_with(name, WriterOptions::new(), stop, written)
+}
+
+/// As [`spawn_writer`], the channel created with `opts` (a socket, say).
+fn spawn_writer_with(
+    name: &str,
+    opts: WriterOptions,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<u64> {
     let name = name.to_string();
-    let mut w = Writer::create(&name, WriterOptions::new().metadata::<Stamp>()).unwrap();
+    let mut w = Writer::create(&name, opts.metadata::<Stamp>()).unwrap();
     std::thread::spawn(move || {
         let mut seq = 0u64;
         while !stop.load(Ordering::Relaxed) {
@@ -302,6 +312,41 @@ fn frames_and_metadata_arrive_bit_identical() {
     let got = rx.finish();
     assert!(count(&got, "frames") >= 24 && sent >= 24, "{got}");
     assert_eq!(count(&got, "rejected"), 0, "{got}");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}
+
+#[test]
+fn socket_served_channels_bridge_to_and_from_zenoh() {
+    let p = Pair::new("sock");
+    let (from, to) = (p.dir.join("src.sock"), p.dir.join("dst.sock"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = spawn_writer_with(
+        &p.src,
+        WriterOptions::new().socket(&from),
+        stop.clone(),
+        written.clone(),
+    );
+    let key = format!("zenoh:{}", p.key);
+    let listen = format!("tcp/127.0.0.1:{}", p.send_port);
+    let from_ep = format!("socket:{}", from.display());
+    let tx = p.bridge(&[], &from_ep, &key, &["--zenoh-listen", &listen]);
+    tx.expect("publishing");
+    let to_ep = format!("socket:{}", to.display());
+    let rx = p.bridge(&[], &key, &to_ep, &["--zenoh-connect", &listen]);
+    rx.expect("subscribed");
+    let mut r = Reader::connect_wait(&to, PATIENCE).unwrap();
+    assert_eq!(r.name().as_str(), "dst", "named after the socket file");
+    let seqs = read_and_check(&mut r, 12);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    drop(r);
+    rx.finish();
+    tx.finish();
+    assert!(
+        !to.exists(),
+        "the receiving bridge removed its socket on exit"
+    );
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
 }

@@ -62,6 +62,9 @@ pub struct ZenohOptions {
     pub listen: Vec<String>,
     /// `--zenoh-config FILE`.
     pub config: Option<PathBuf>,
+    /// The local channel is served on this Unix socket (`socket:PATH`) instead of named in
+    /// /dev/shm: the sending side connects to it, the receiving side serves on it.
+    pub local_socket: Option<PathBuf>,
 }
 
 /// What a bridge did; printed on stderr periodically and at exit.
@@ -287,6 +290,7 @@ mod tests {
             connect: vec!["tcp/127.0.0.1:7447".into()],
             listen: vec!["tcp/127.0.0.1:7448".into()],
             config: Some(dir.clone()),
+            local_socket: None,
         };
         let c = zenoh_config(&opts);
         std::fs::remove_file(&dir).unwrap();

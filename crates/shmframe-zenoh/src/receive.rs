@@ -20,7 +20,10 @@ pub fn receive(
     stop: &AtomicBool,
     frames: Option<u64>,
 ) -> Result<BridgeStats, BridgeError> {
-    let label = format!("shmframe bridge zenoh:{key} -> {channel}");
+    let label = match &opts.local_socket {
+        Some(p) => format!("shmframe bridge zenoh:{key} -> socket:{}", p.display()),
+        None => format!("shmframe bridge zenoh:{key} -> {channel}"),
+    };
     shmframe::Name::new(channel).map_err(|source| BridgeError::ChannelName {
         label: label.clone(),
         source,
@@ -39,7 +42,7 @@ pub fn receive(
         })?;
     eprintln!("{label}: subscribed (Zenoh id {})", session.zid());
 
-    let mut rx = Receiver::new(&label, channel);
+    let mut rx = Receiver::new(&label, channel, opts.local_socket.clone());
     let mut report = Reporter::new(label.clone());
     while !stop.load(Ordering::Relaxed) && frames.is_none_or(|n| rx.stats.frames < n) {
         rx.stats.dropped = latest.replaced.load(Ordering::Relaxed);
@@ -59,6 +62,8 @@ pub fn receive(
 struct Receiver<'a> {
     label: &'a str,
     channel: &'a str,
+    /// Serve the local channel on this socket instead of naming it.
+    socket: Option<std::path::PathBuf>,
     stats: BridgeStats,
     /// The local channel, created at the first frame (and again when the schema changes).
     writer: Option<Writer>,
@@ -68,10 +73,11 @@ struct Receiver<'a> {
 }
 
 impl<'a> Receiver<'a> {
-    fn new(label: &'a str, channel: &'a str) -> Receiver<'a> {
+    fn new(label: &'a str, channel: &'a str, socket: Option<std::path::PathBuf>) -> Receiver<'a> {
         Receiver {
             label,
             channel,
+            socket,
             stats: BridgeStats::default(),
             writer: None,
             last: None,
@@ -156,6 +162,9 @@ impl<'a> Receiver<'a> {
             let mut wo = WriterOptions::new().capacity(capacity);
             if let Some(s) = schema {
                 wo = wo.schema(s.clone());
+            }
+            if let Some(p) = &self.socket {
+                wo = wo.socket(p);
             }
             let w = Writer::create(self.channel, wo).map_err(|source| BridgeError::Create {
                 label: self.label.to_string(),

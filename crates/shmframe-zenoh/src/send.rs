@@ -20,7 +20,10 @@ pub fn send(
     stop: &AtomicBool,
     frames: Option<u64>,
 ) -> Result<BridgeStats, BridgeError> {
-    let label = format!("shmframe bridge {channel} -> zenoh:{key}");
+    let label = match &opts.local_socket {
+        Some(p) => format!("shmframe bridge socket:{} -> zenoh:{key}", p.display()),
+        None => format!("shmframe bridge {channel} -> zenoh:{key}"),
+    };
     let ke = key_expr(key)?;
     let session = open_session(opts)?;
     let publisher = session
@@ -32,7 +35,7 @@ pub fn send(
             reason: zerr(e),
         })?;
     let mut stats = BridgeStats::default();
-    let Some(mut reader) = wait_for_channel(channel, &label, stop)? else {
+    let Some(mut reader) = wait_for_channel(channel, opts, &label, stop)? else {
         return Ok(stats);
     };
     reader.set_latest_only(true);
@@ -55,10 +58,11 @@ pub fn send(
     Ok(stats)
 }
 
-/// Opens local channel `channel`, waiting for it to appear (and saying so once) until `stop`
-/// (then `None`).
+/// Opens local channel `channel` (or connects to the socket of `opts.local_socket`), waiting
+/// for it to appear (and saying so once) until `stop` (then `None`).
 fn wait_for_channel(
     channel: &str,
+    opts: &ZenohOptions,
     label: &str,
     stop: &AtomicBool,
 ) -> Result<Option<Reader>, BridgeError> {
@@ -67,11 +71,16 @@ fn wait_for_channel(
         if stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        match Reader::open_wait(channel, STOP_POLL) {
+        let opened = match &opts.local_socket {
+            Some(path) => Reader::connect_wait(path, STOP_POLL),
+            None => Reader::open_wait(channel, STOP_POLL),
+        };
+        match opened {
             Ok(r) => return Ok(Some(r)),
-            Err(shmframe::OpenError::Timeout { .. }) => {
+            Err(shmframe::OpenError::Timeout { .. })
+            | Err(shmframe::OpenError::SocketTimeout { .. }) => {
                 if !waiting {
-                    eprintln!("{label}: waiting for local channel `{channel}` to appear");
+                    eprintln!("{label}: waiting for the local channel to appear");
                     waiting = true;
                 }
             }

@@ -55,10 +55,14 @@ pub fn run(a: BridgeArgs) -> anyhow::Result<()> {
         (Endpoint::Zenoh(_), Endpoint::Zenoh(_)) => {
             bail!("both endpoints are Zenoh: use a Zenoh router for that")
         }
-        (Endpoint::Zenoh(k), Endpoint::Local(Place::Named(n))) => zenoh(&a, false, k, n),
-        (Endpoint::Local(Place::Named(n)), Endpoint::Zenoh(k)) => zenoh(&a, true, k, n),
+        (Endpoint::Zenoh(k), Endpoint::Local(p @ (Place::Named(_) | Place::Socket(_)))) => {
+            zenoh(&a, false, k, p)
+        }
+        (Endpoint::Local(p @ (Place::Named(_) | Place::Socket(_))), Endpoint::Zenoh(k)) => {
+            zenoh(&a, true, k, p)
+        }
         (Endpoint::Zenoh(_), Endpoint::Local(_)) | (Endpoint::Local(_), Endpoint::Zenoh(_)) => bail!(
-            "Zenoh bridges to named native channels only: bridge seed:NAME or socket:PATH to a named channel first, and that channel to Zenoh"
+            "Zenoh bridges to native channels only: bridge seed:NAME to a native channel first, and that channel to Zenoh"
         ),
         (Endpoint::Local(f), Endpoint::Local(t)) => local(&a, f, t),
     }
@@ -124,14 +128,31 @@ fn local(a: &BridgeArgs, from: &Place, to: &Place) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "zenoh")]
-fn zenoh(a: &BridgeArgs, to_zenoh: bool, key: &str, channel: &str) -> anyhow::Result<()> {
+/// The channel name a socket-served channel made by a bridge carries: the socket file's stem
+/// (`cam0.sock` → `cam0`) if that is a valid name.
+fn served_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| shmframe::Name::new(s).is_ok())
+        .unwrap_or("bridge")
+        .to_string()
+}
+
+#[cfg(feature = "zenoh")]
+fn zenoh(a: &BridgeArgs, to_zenoh: bool, key: &str, local: &Place) -> anyhow::Result<()> {
     if a.frames.is_some() {
         bail!("--frames is not supported with Zenoh endpoints: stop the bridge with Ctrl-C");
     }
+    let (channel, local_socket) = match local {
+        Place::Socket(p) => (served_name(p), Some(p.clone())),
+        Place::Named(n) | Place::Seed(n) => (n.clone(), None),
+    };
+    let channel = channel.as_str();
     let opts = shmframe_zenoh::ZenohOptions {
         connect: a.zenoh_connect.clone(),
         listen: a.zenoh_listen.clone(),
         config: a.zenoh_config.clone(),
+        local_socket,
     };
     if to_zenoh {
         shmframe_zenoh::channel_to_zenoh(channel, key, &opts, stop::flag())?;
@@ -142,7 +163,7 @@ fn zenoh(a: &BridgeArgs, to_zenoh: bool, key: &str, channel: &str) -> anyhow::Re
 }
 
 #[cfg(not(feature = "zenoh"))]
-fn zenoh(_a: &BridgeArgs, _to_zenoh: bool, key: &str, _channel: &str) -> anyhow::Result<()> {
+fn zenoh(_a: &BridgeArgs, _to_zenoh: bool, key: &str, _local: &Place) -> anyhow::Result<()> {
     bail!(
         "endpoint `zenoh:{key}` needs Zenoh support: rebuild with `cargo build -p shmframe-cli --features zenoh`"
     )
