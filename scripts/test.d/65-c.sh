@@ -2,7 +2,8 @@
 # C and C++ (crates/shmframe-c): installs libshmframe with scripts/install-c.sh into a temporary
 # prefix, compiles the C and C++ tests against the *installed* header with pkg-config and
 # -Wall -Wextra -Werror, and runs every side as its own process: C -> C, C -> Python,
-# Python -> C++, the shmframe command -> C; bad input through every entry point under valgrind;
+# Python -> C++, the shmframe command -> C, C -> C and C -> C++ through a socket-served channel
+# (a Unix socket in a temporary directory); bad input through every entry point under valgrind;
 # cv::Mat in and out; the CMake examples (find_package(shmframe)), show.cpp's window under Xvfb;
 # and a video the test makes, decoded by examples/cpp/write.cpp into a channel whose pixels a
 # Python reader checks.
@@ -105,9 +106,11 @@ check "the README's C++ block compiles" readme_cpp
 
 VALGRIND=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
   --show-leak-kinds=definite,indirect)
+# `peer bad DIR` also serves and connects to sockets in DIR (missing, stale, foreign, live ones).
+mkdir -p "$work/bad" "$work/bad-static"
 check "bad input through every entry point, under valgrind: no crash, no leak, no invalid access" \
-  "${VALGRIND[@]}" "$work/peer" bad
-check "bad input, statically linked" "$work/peer-static" bad
+  "${VALGRIND[@]}" "$work/peer" bad "$work/bad"
+check "bad input, statically linked" "$work/peer-static" bad "$work/bad-static"
 
 # ---- one process per side ------------------------------------------------------------------------
 
@@ -132,6 +135,18 @@ c_c() {
     "'$work/peer' write $ch $N '$work/go-$ch'"
 }
 check "C -> C: copies and loans in, views and copies out (reader under valgrind)" c_c
+
+# Socket-served channels: the writer keeps the channel in a memfd and hands it to each reader
+# that connects to a Unix socket in a temporary directory. The reader starts first (it waits for
+# the socket), checks that nothing of the channel is in /dev/shm; closing removes the socket.
+mkdir -p "$work/sock"
+c_c_socket() {
+  local ch="$tag-ccs" sock="$work/sock/$tag-ccs.sock"
+  pair "$ch" "${VALGRIND[*]} '$work/peer' read $ch $N '$work/go-$ch' '$sock'" \
+    "'$work/peer' write $ch $N '$work/go-$ch' '$sock'" &&
+    { [ ! -e "$sock" ] || { echo "socket left: $sock"; return 1; }; }
+}
+check "C -> C through a Unix socket (shmframe_reader_connect; reader under valgrind)" c_c_socket
 
 need_venv
 python_ready() {
@@ -159,6 +174,14 @@ py_cpp() {
 }
 check "Python -> C++: Views, Frames and cv::Mat headers" py_cpp
 
+c_cpp_socket() {
+  local ch="$tag-cpps" sock="$work/sock/$tag-cpps.sock"
+  pair "$ch" "'$work/peer-cpp' read $ch $N '$work/go-$ch' '$sock'" \
+    "'$work/peer' write $ch $N '$work/go-$ch' '$sock'" &&
+    { [ ! -e "$sock" ] || { echo "socket left: $sock"; return 1; }; }
+}
+check "C -> C++ through a Unix socket (shmframe::Reader::connect)" c_cpp_socket
+
 cli_c() {
   local ch="$tag-cli" bin="${SHMFRAME_BIN:-}"
   if [ -z "$bin" ]; then
@@ -170,8 +193,9 @@ cli_c() {
 }
 check "shmframe write (CLI) -> C" cli_c
 
-check "C++: cv::Mat of every depth and channel count, ROIs, N-d, loans, exceptions" \
-  "$work/peer-cpp" mat
+mkdir -p "$work/mat"
+check "C++: cv::Mat of every depth and channel count, ROIs, N-d, loans, exceptions, a socket" \
+  "$work/peer-cpp" mat "$work/mat"
 
 # ---- the examples, built with CMake against find_package(shmframe) -------------------------------
 

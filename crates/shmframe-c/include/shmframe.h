@@ -30,7 +30,9 @@ typedef enum {
    */
   SHMFRAME_TIMEOUT = 1,
   /**
-   * No channel of that name exists (or it did not appear within the open timeout).
+   * No channel of that name exists (or it did not appear within the open timeout); for a
+   * socket-served channel, no writer serves the socket (none there, a stale one, or none
+   * within the timeout).
    */
   SHMFRAME_NOT_FOUND = 2,
   /**
@@ -43,7 +45,7 @@ typedef enum {
    */
   SHMFRAME_CLOSED = 4,
   /**
-   * A live writer already holds this channel name.
+   * A live writer already holds this channel name (or serves on this socket path).
    */
   SHMFRAME_BUSY = 5,
   /**
@@ -51,11 +53,13 @@ typedef enum {
    */
   SHMFRAME_NO_SPACE = 6,
   /**
-   * The channel belongs to another user and its mode does not let us use it.
+   * The channel belongs to another user and its mode does not let us use it (for a
+   * socket-served channel: the socket's mode, or the writer refused our credentials).
    */
   SHMFRAME_PERMISSION = 7,
   /**
-   * The object is not a shmframe channel, or a header or frame in it is corrupt.
+   * The object is not a shmframe channel (or the socket not a shmframe writer's), or a header
+   * or frame in it is corrupt.
    */
   SHMFRAME_CORRUPT = 8,
   /**
@@ -165,7 +169,7 @@ typedef struct shmframe_writer shmframe_writer;
 
 /**
  * How a writer creates its channel (opaque). Defaults: 3 slots, mode 0600, capacity chosen
- * by the first frame, no metadata, channel removed on close.
+ * by the first frame, no metadata, channel named in /dev/shm and removed on close.
  */
 typedef struct shmframe_writer_options shmframe_writer_options;
 
@@ -329,12 +333,40 @@ shmframe_status shmframe_writer_options_set_keep(shmframe_writer_options *opts, 
 shmframe_status shmframe_writer_options_set_schema_json(shmframe_writer_options *opts, const char *json);
 
 /**
+ * Serves the channel on a Unix socket at `path` instead of naming it in /dev/shm (NULL: back
+ * to the default, a name in /dev/shm). The channel's memory is then anonymous (a memfd) and
+ * the writer hands it to each reader that connects to the socket (`shmframe_reader_connect`):
+ * reader and writer need only see the same directory (in containers: a shared volume), not
+ * share an IPC namespace, and nothing is left in /dev/shm whatever happens. The mode
+ * (`shmframe_writer_options_set_mode`) decides who may connect. Closing the writer removes
+ * the socket; a stale socket left by a writer that died is replaced by the next one.
+ *
+ * `path`: any file path (bytes, as `open` takes), at most 108 bytes, in a directory that
+ * exists and that this user may write to. The channel name given to
+ * `shmframe_writer_create` still names the channel (readers see it), but nothing else.
+ * Cannot be combined with `shmframe_writer_options_set_keep` (`shmframe_writer_create` then
+ * returns SHMFRAME_INVALID_ARGUMENT).
+ *
+ * Errors: SHMFRAME_INVALID_ARGUMENT (NULL `opts`, an empty or too long `path`).
+ *
+ * Thread safety: not with other calls on the same options.
+ *
+ * # Safety
+ * `opts` is NULL or live options; `path` is NULL or a NUL-terminated string.
+ */
+shmframe_status shmframe_writer_options_set_socket(shmframe_writer_options *opts, const char *path);
+
+/**
  * Creates channel `name` (letters, digits, `.`, `_`, `-`; at most 200 bytes; the object is
  * /dev/shm/shmframe.NAME) and stores its writer in `*out`. `opts` NULL: the defaults.
- * Takes over a stale channel whose writer died (its readers follow).
+ * Takes over a stale channel whose writer died (its readers follow). With
+ * `shmframe_writer_options_set_socket` the channel is served on that socket instead, and
+ * nothing is named in /dev/shm.
  *
- * Errors: SHMFRAME_BUSY (a live writer holds the name), SHMFRAME_PERMISSION,
- * SHMFRAME_NO_SPACE, SHMFRAME_INVALID_ARGUMENT (name, options). On failure `*out` is NULL.
+ * Errors: SHMFRAME_BUSY (a live writer holds the name, or serves on the socket path),
+ * SHMFRAME_PERMISSION, SHMFRAME_NO_SPACE, SHMFRAME_INVALID_ARGUMENT (name, options),
+ * SHMFRAME_IO (something other than a socket is at the socket path, or its directory is
+ * missing or not writable). On failure `*out` is NULL.
  *
  * Thread safety: any thread.
  *
@@ -396,8 +428,8 @@ shmframe_status shmframe_writer_schema_json(const shmframe_writer *w, char **out
 /**
  * Closes the channel and frees the writer: readers get SHMFRAME_CLOSED once they have read
  * the frames still in the ring; the object is removed from /dev/shm unless the options said
- * keep. NULL is ignored. A loan still open can afterwards only be discarded (its memory stays
- * valid until then).
+ * keep (a socket-served channel's socket is removed). NULL is ignored. A loan still open can
+ * afterwards only be discarded (its memory stays valid until then).
  *
  * Thread safety: not while another thread uses the same writer.
  *
@@ -483,13 +515,37 @@ void shmframe_loan_discard(shmframe_loan *l);
 shmframe_status shmframe_reader_open(const char *name, int64_t timeout_ms, shmframe_reader **out);
 
 /**
+ * Connects to the writer serving a channel on the Unix socket at `path`
+ * (`shmframe_writer_options_set_socket`) and stores its reader in `*out`; from then on it
+ * is a reader like one from `shmframe_reader_open`. `timeout_ms`: 0, the writer must be
+ * serving; > 0, wait up to that long for it (the reader may start before its writer; this
+ * waits on inotify in the socket's directory, not by polling); < 0, wait forever. `path`:
+ * any file path (bytes, as `open` takes), at most 108 bytes. The reader starts at the newest
+ * frame; after SHMFRAME_WRITER_GONE or SHMFRAME_CLOSED it follows a new writer on the same
+ * socket.
+ *
+ * Errors: SHMFRAME_NOT_FOUND (no socket at `path`, a stale one whose writer died, or none
+ * served within the timeout), SHMFRAME_PERMISSION (the socket's mode, or the writer refused
+ * this user), SHMFRAME_CORRUPT (not a shmframe writer's socket: another program's, or a
+ * file that is no socket), SHMFRAME_VERSION_MISMATCH, SHMFRAME_INVALID_ARGUMENT (NULL, empty
+ * or too long `path`, NULL `out`). On failure `*out` is NULL.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+shmframe_status shmframe_reader_connect(const char *path, int64_t timeout_ms, shmframe_reader **out);
+
+/**
  * Waits up to `timeout_ms` (< 0: forever; 0: do not wait) for the next frame and stores a
  * zero-copy view of it in `*out`. Frames come in order while the ring still holds them (see
  * `shmframe_view_missed`), or the newest one after `shmframe_reader_set_latest_only`.
  *
  * Errors: SHMFRAME_TIMEOUT; SHMFRAME_CLOSED (the writer closed the channel and every frame
  * has been read); SHMFRAME_WRITER_GONE (the writer died; noticed within a second); after either,
- * the next call follows a new writer of the same name. On failure `*out` is NULL.
+ * the next call follows a new writer of the same name (or on the same socket). On failure
+ * `*out` is NULL.
  *
  * Each view pins one slot of the ring until released: a reader holding more views than the
  * channel has slots starves the writer (SHMFRAME_SLOTS_PINNED on its side).

@@ -6,6 +6,9 @@
 //   shmframe::View v = r.next_view();               // zero-copy, pinned while `v` lives
 //   cv::imshow("camera0", v.mat());                 // a header over shared memory
 //
+// Socket-served channels: WriterOptions().socket(path) on the writer's side,
+// Reader::connect(path, timeout) on the reader's.
+//
 // Every failure throws shmframe::Error (or a subclass: Timeout, NotFound, WriterGone, Closed)
 // carrying the C status and the library's message. cv::Mat support is compiled in when OpenCV's
 // headers are reachable (pkg-config --cflags opencv4) or already included; define
@@ -214,7 +217,7 @@ inline cv::Mat mat_over(shmframe_dtype dtype, size_t ndim, const size_t* shape, 
 }  // namespace detail
 #endif
 
-/// How a writer creates its channel (slots, mode, capacity, keep, metadata schema).
+/// How a writer creates its channel (slots, mode, capacity, keep, metadata schema, socket).
 class WriterOptions {
  public:
   WriterOptions() : o_(shmframe_writer_options_new()) {
@@ -252,6 +255,12 @@ class WriterOptions {
   /// The metadata schema as JSON (see shmframe_writer_options_set_schema_json).
   WriterOptions& schema_json(const std::string& json) {
     detail::check(shmframe_writer_options_set_schema_json(o_, json.c_str()));
+    return *this;
+  }
+  /// Serve the channel on a Unix socket at `path` instead of naming it in /dev/shm (see
+  /// shmframe_writer_options_set_socket); readers use Reader::connect(path).
+  WriterOptions& socket(const std::string& path) {
+    detail::check(shmframe_writer_options_set_socket(o_, path.c_str()));
     return *this;
   }
   const shmframe_writer_options* get() const noexcept { return o_; }
@@ -507,7 +516,7 @@ class Frame {
   shmframe_frame* f_;
 };
 
-/// Receives frames from a named channel.
+/// Receives frames from a named channel, or from a socket-served one (Reader::connect).
 class Reader {
  public:
   /// Opens `name`; `timeout`: how long to wait for it to appear (std::nullopt: forever; 0: it
@@ -515,6 +524,16 @@ class Reader {
   explicit Reader(const std::string& name,
                   std::optional<std::chrono::milliseconds> timeout = std::chrono::milliseconds(0)) {
     detail::check(shmframe_reader_open(name.c_str(), detail::to_ms(timeout), &r_));
+  }
+  /// Connects to the writer serving a channel on the Unix socket at `path`
+  /// (WriterOptions::socket); `timeout`: how long to wait for it (std::nullopt: forever; 0: it
+  /// must be serving). Throws NotFound (no writer serves the path), Error (SHMFRAME_PERMISSION,
+  /// SHMFRAME_CORRUPT, …).
+  static Reader connect(const std::string& path,
+                        std::optional<std::chrono::milliseconds> timeout = std::chrono::milliseconds(0)) {
+    shmframe_reader* r = nullptr;
+    detail::check(shmframe_reader_connect(path.c_str(), detail::to_ms(timeout), &r));
+    return Reader(r);
   }
   Reader(Reader&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
   Reader& operator=(Reader&& o) noexcept {
@@ -563,6 +582,7 @@ class Reader {
   shmframe_reader* get() noexcept { return r_; }
 
  private:
+  explicit Reader(shmframe_reader* r) noexcept : r_(r) {}
   shmframe_reader* r_ = nullptr;
 };
 

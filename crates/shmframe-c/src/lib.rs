@@ -18,8 +18,10 @@
 
 use sf::{CreateError, DType, Frame, FrameView, OpenError, ReadError, WriteError};
 use std::cell::RefCell;
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,20 +40,24 @@ pub enum shmframe_status {
     SHMFRAME_OK = 0,
     /// No frame arrived within the timeout (the writer is alive but not publishing).
     SHMFRAME_TIMEOUT = 1,
-    /// No channel of that name exists (or it did not appear within the open timeout).
+    /// No channel of that name exists (or it did not appear within the open timeout); for a
+    /// socket-served channel, no writer serves the socket (none there, a stale one, or none
+    /// within the timeout).
     SHMFRAME_NOT_FOUND = 2,
     /// The writer died without closing the channel. The reader stays usable: its next call
     /// attaches to a new writer of the same name if one has started.
     SHMFRAME_WRITER_GONE = 3,
     /// The writer closed the channel (a clean end of stream). The reader stays usable, as above.
     SHMFRAME_CLOSED = 4,
-    /// A live writer already holds this channel name.
+    /// A live writer already holds this channel name (or serves on this socket path).
     SHMFRAME_BUSY = 5,
     /// The shared-memory file system (/dev/shm) has no room for the channel.
     SHMFRAME_NO_SPACE = 6,
-    /// The channel belongs to another user and its mode does not let us use it.
+    /// The channel belongs to another user and its mode does not let us use it (for a
+    /// socket-served channel: the socket's mode, or the writer refused our credentials).
     SHMFRAME_PERMISSION = 7,
-    /// The object is not a shmframe channel, or a header or frame in it is corrupt.
+    /// The object is not a shmframe channel (or the socket not a shmframe writer's), or a header
+    /// or frame in it is corrupt.
     SHMFRAME_CORRUPT = 8,
     /// A NULL pointer, an invalid name or option, a dtype outside the enum, or a data length
     /// that does not match dtype x shape.
@@ -163,9 +169,12 @@ fn invalid(message: impl Into<String>) -> Failure {
 fn create_status(e: &CreateError) -> shmframe_status {
     match e {
         CreateError::Name(_) | CreateError::BadOptions { .. } => SHMFRAME_INVALID_ARGUMENT,
-        CreateError::Busy { .. } => SHMFRAME_BUSY,
+        CreateError::Busy { .. } | CreateError::SocketInUse { .. } => SHMFRAME_BUSY,
         CreateError::PermissionDenied { .. } => SHMFRAME_PERMISSION,
         CreateError::NoSpace { .. } => SHMFRAME_NO_SPACE,
+        // Something else at the socket path is left alone, as a reader treats a FIFO under a
+        // channel's name (`OpenError::NotAFile`); `Socket` is `Io` on the socket's path.
+        CreateError::NotASocket { .. } | CreateError::Socket { .. } => SHMFRAME_IO,
         _ => SHMFRAME_IO,
     }
 }
@@ -177,11 +186,19 @@ fn open_status(e: &OpenError) -> shmframe_status {
         OpenError::NotFound { .. } | OpenError::Timeout { .. } => SHMFRAME_NOT_FOUND,
         // Being created this very moment: not there yet; retrying (or a timeout) finds it.
         OpenError::Initialising { .. } => SHMFRAME_NOT_FOUND,
-        OpenError::PermissionDenied { .. } => SHMFRAME_PERMISSION,
+        // Socket-served channels: no writer serves the path (yet), as a missing name. A stale
+        // socket is one whose writer died; a waiting reader treats it as not there yet.
+        OpenError::NoSocket { .. }
+        | OpenError::StaleSocket { .. }
+        | OpenError::SocketTimeout { .. } => SHMFRAME_NOT_FOUND,
+        OpenError::PermissionDenied { .. }
+        | OpenError::SocketDenied { .. }
+        | OpenError::SocketRefused { .. } => SHMFRAME_PERMISSION,
         OpenError::VersionMismatch { .. } => SHMFRAME_VERSION_MISMATCH,
-        OpenError::NotOurs { .. } | OpenError::Truncated { .. } | OpenError::Corrupt { .. } => {
-            SHMFRAME_CORRUPT
-        }
+        OpenError::NotOurs { .. }
+        | OpenError::Truncated { .. }
+        | OpenError::Corrupt { .. }
+        | OpenError::NotShmframeSocket { .. } => SHMFRAME_CORRUPT,
         _ => SHMFRAME_IO,
     }
 }
@@ -308,6 +325,37 @@ unsafe fn c_str<'a>(p: *const c_char, what: &str) -> R<&'a str> {
     let s = unsafe { CStr::from_ptr(p) };
     s.to_str()
         .map_err(|_| invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// Bytes a Unix socket's path may have (`sun_path` of `struct sockaddr_un` on Linux).
+const SOCKET_PATH_MAX: usize = 108;
+
+/// A socket path from C: any bytes but NUL, as `open(2)` takes (not necessarily UTF-8), not
+/// empty and short enough for a Unix socket.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that lives during `'a`.
+unsafe fn path_arg<'a>(p: *const c_char, what: &str) -> R<&'a Path> {
+    if p.is_null() {
+        return Err(invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: not NULL; the caller guarantees a NUL-terminated string.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    let path = Path::new(OsStr::from_bytes(bytes));
+    if bytes.is_empty() {
+        return Err(invalid(format!(
+            "{what} is empty: give the socket's file path (e.g. /run/user/1000/camera0.sock)"
+        )));
+    }
+    if bytes.len() > SOCKET_PATH_MAX {
+        return Err(invalid(format!(
+            "{what} `{}` is {} bytes long; a Unix socket's path holds at most {SOCKET_PATH_MAX}: \
+             use a shorter one (a directory nearer the root, or a relative path)",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    Ok(path)
 }
 
 /// # Safety
@@ -527,7 +575,7 @@ pub unsafe extern "C" fn shmframe_channel_remove(name: *const c_char) -> shmfram
 // ---- writer options -------------------------------------------------------------------------
 
 /// How a writer creates its channel (opaque). Defaults: 3 slots, mode 0600, capacity chosen
-/// by the first frame, no metadata, channel removed on close.
+/// by the first frame, no metadata, channel named in /dev/shm and removed on close.
 #[derive(Clone)]
 pub struct shmframe_writer_options {
     slots: u32,
@@ -535,6 +583,7 @@ pub struct shmframe_writer_options {
     capacity: usize,
     keep: bool,
     schema: Option<sf::Schema>,
+    socket: Option<PathBuf>,
 }
 
 impl Default for shmframe_writer_options {
@@ -545,21 +594,25 @@ impl Default for shmframe_writer_options {
             capacity: 0,
             keep: false,
             schema: None,
+            socket: None,
         }
     }
 }
 
 impl shmframe_writer_options {
     fn build(&self) -> sf::WriterOptions {
-        let o = sf::WriterOptions::new()
+        let mut o = sf::WriterOptions::new()
             .slots(self.slots)
             .mode(self.mode)
             .capacity(self.capacity)
             .keep(self.keep);
-        match &self.schema {
-            Some(s) => o.schema(s.clone()),
-            None => o,
+        if let Some(s) = &self.schema {
+            o = o.schema(s.clone());
         }
+        if let Some(p) = &self.socket {
+            o = o.socket(p.clone());
+        }
+        o
     }
 }
 
@@ -736,6 +789,45 @@ pub unsafe extern "C" fn shmframe_writer_options_set_schema_json(
     }
 }
 
+/// Serves the channel on a Unix socket at `path` instead of naming it in /dev/shm (NULL: back
+/// to the default, a name in /dev/shm). The channel's memory is then anonymous (a memfd) and
+/// the writer hands it to each reader that connects to the socket (`shmframe_reader_connect`):
+/// reader and writer need only see the same directory (in containers: a shared volume), not
+/// share an IPC namespace, and nothing is left in /dev/shm whatever happens. The mode
+/// (`shmframe_writer_options_set_mode`) decides who may connect. Closing the writer removes
+/// the socket; a stale socket left by a writer that died is replaced by the next one.
+///
+/// `path`: any file path (bytes, as `open` takes), at most 108 bytes, in a directory that
+/// exists and that this user may write to. The channel name given to
+/// `shmframe_writer_create` still names the channel (readers see it), but nothing else.
+/// Cannot be combined with `shmframe_writer_options_set_keep` (`shmframe_writer_create` then
+/// returns SHMFRAME_INVALID_ARGUMENT).
+///
+/// Errors: SHMFRAME_INVALID_ARGUMENT (NULL `opts`, an empty or too long `path`).
+///
+/// Thread safety: not with other calls on the same options.
+///
+/// # Safety
+/// `opts` is NULL or live options; `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn shmframe_writer_options_set_socket(
+    opts: *mut shmframe_writer_options,
+    path: *const c_char,
+) -> shmframe_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_opts(opts, |o| {
+            o.socket = if path.is_null() {
+                None
+            } else {
+                // SAFETY: not NULL; the caller guarantees a NUL-terminated string.
+                Some(path_arg(path, "path")?.to_owned())
+            };
+            Ok(())
+        })
+    }
+}
+
 // ---- writer ---------------------------------------------------------------------------------
 
 type SharedWriter = Arc<Mutex<Option<sf::Writer>>>;
@@ -755,10 +847,14 @@ fn closed_writer() -> Failure {
 
 /// Creates channel `name` (letters, digits, `.`, `_`, `-`; at most 200 bytes; the object is
 /// /dev/shm/shmframe.NAME) and stores its writer in `*out`. `opts` NULL: the defaults.
-/// Takes over a stale channel whose writer died (its readers follow).
+/// Takes over a stale channel whose writer died (its readers follow). With
+/// `shmframe_writer_options_set_socket` the channel is served on that socket instead, and
+/// nothing is named in /dev/shm.
 ///
-/// Errors: SHMFRAME_BUSY (a live writer holds the name), SHMFRAME_PERMISSION,
-/// SHMFRAME_NO_SPACE, SHMFRAME_INVALID_ARGUMENT (name, options). On failure `*out` is NULL.
+/// Errors: SHMFRAME_BUSY (a live writer holds the name, or serves on the socket path),
+/// SHMFRAME_PERMISSION, SHMFRAME_NO_SPACE, SHMFRAME_INVALID_ARGUMENT (name, options),
+/// SHMFRAME_IO (something other than a socket is at the socket path, or its directory is
+/// missing or not writable). On failure `*out` is NULL.
 ///
 /// Thread safety: any thread.
 ///
@@ -941,8 +1037,8 @@ unsafe fn put_string(out: *mut *mut c_char, s: Option<String>) -> R<()> {
 
 /// Closes the channel and frees the writer: readers get SHMFRAME_CLOSED once they have read
 /// the frames still in the ring; the object is removed from /dev/shm unless the options said
-/// keep. NULL is ignored. A loan still open can afterwards only be discarded (its memory stays
-/// valid until then).
+/// keep (a socket-served channel's socket is removed). NULL is ignored. A loan still open can
+/// afterwards only be discarded (its memory stays valid until then).
 ///
 /// Thread safety: not while another thread uses the same writer.
 ///
@@ -1168,6 +1264,61 @@ pub unsafe extern "C" fn shmframe_reader_open(
     })
 }
 
+fn connect_reader(path: &Path, timeout_ms: i64) -> Result<sf::Reader, OpenError> {
+    match timeout(timeout_ms) {
+        Some(Duration::ZERO) => sf::Reader::connect(path),
+        Some(t) => sf::Reader::connect_wait(path, t),
+        None => loop {
+            match sf::Reader::connect_wait(path, Duration::from_secs(3600)) {
+                Err(OpenError::SocketTimeout { .. }) => continue,
+                other => break other,
+            }
+        },
+    }
+}
+
+/// Connects to the writer serving a channel on the Unix socket at `path`
+/// (`shmframe_writer_options_set_socket`) and stores its reader in `*out`; from then on it
+/// is a reader like one from `shmframe_reader_open`. `timeout_ms`: 0, the writer must be
+/// serving; > 0, wait up to that long for it (the reader may start before its writer; this
+/// waits on inotify in the socket's directory, not by polling); < 0, wait forever. `path`:
+/// any file path (bytes, as `open` takes), at most 108 bytes. The reader starts at the newest
+/// frame; after SHMFRAME_WRITER_GONE or SHMFRAME_CLOSED it follows a new writer on the same
+/// socket.
+///
+/// Errors: SHMFRAME_NOT_FOUND (no socket at `path`, a stale one whose writer died, or none
+/// served within the timeout), SHMFRAME_PERMISSION (the socket's mode, or the writer refused
+/// this user), SHMFRAME_CORRUPT (not a shmframe writer's socket: another program's, or a
+/// file that is no socket), SHMFRAME_VERSION_MISMATCH, SHMFRAME_INVALID_ARGUMENT (NULL, empty
+/// or too long `path`, NULL `out`). On failure `*out` is NULL.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmframe_reader_connect(
+    path: *const c_char,
+    timeout_ms: i64,
+    out: *mut *mut shmframe_reader,
+) -> shmframe_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { clear_out(out) };
+    guard(|| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        // SAFETY: the caller guarantees NULL or a NUL-terminated string.
+        let path = unsafe { path_arg(path, "path") }?;
+        let r = connect_reader(path, timeout_ms)?;
+        let handle = shmframe_reader {
+            inner: Mutex::new(r),
+        };
+        // SAFETY: checked non-NULL above; the caller guarantees it is writable.
+        unsafe { put(out, handle) }
+    })
+}
+
 /// # Safety
 /// `r` is NULL or a live reader.
 unsafe fn with_reader<T>(
@@ -1191,7 +1342,8 @@ pub struct shmframe_view {
 ///
 /// Errors: SHMFRAME_TIMEOUT; SHMFRAME_CLOSED (the writer closed the channel and every frame
 /// has been read); SHMFRAME_WRITER_GONE (the writer died; noticed within a second); after either,
-/// the next call follows a new writer of the same name. On failure `*out` is NULL.
+/// the next call follows a new writer of the same name (or on the same socket). On failure
+/// `*out` is NULL.
 ///
 /// Each view pins one slot of the ring until released: a reader holding more views than the
 /// channel has slots starves the writer (SHMFRAME_SLOTS_PINNED on its side).
@@ -1319,7 +1471,8 @@ pub unsafe extern "C" fn shmframe_reader_close(r: *mut shmframe_reader) {
         return;
     }
     guard(|| {
-        // SAFETY: the caller guarantees it came from `shmframe_reader_open`, freed once.
+        // SAFETY: the caller guarantees it came from `shmframe_reader_open` or
+        // `shmframe_reader_connect`, freed once.
         drop(unsafe { Box::from_raw(r) });
         Ok(())
     });
@@ -1658,6 +1811,77 @@ mod tests {
             .unwrap();
         assert!(msg.contains("boom"), "{msg}");
         assert_eq!(guard_value(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn socket_errors_map_like_their_named_counterparts() {
+        let path = || "/tmp/x.sock".to_string();
+        let open = [
+            (OpenError::NoSocket { path: path() }, SHMFRAME_NOT_FOUND),
+            (OpenError::StaleSocket { path: path() }, SHMFRAME_NOT_FOUND),
+            (
+                OpenError::SocketTimeout {
+                    path: path(),
+                    waited: Duration::from_millis(30),
+                },
+                SHMFRAME_NOT_FOUND,
+            ),
+            (
+                OpenError::SocketDenied {
+                    path: path(),
+                    mode: 0o600,
+                    uid: 0,
+                },
+                SHMFRAME_PERMISSION,
+            ),
+            (
+                OpenError::SocketRefused {
+                    path: path(),
+                    reason: "uid 1000 is not allowed".into(),
+                },
+                SHMFRAME_PERMISSION,
+            ),
+            (
+                OpenError::NotShmframeSocket {
+                    path: path(),
+                    what: "garbage".into(),
+                },
+                SHMFRAME_CORRUPT,
+            ),
+        ];
+        for (e, want) in open {
+            assert_eq!(open_status(&e), want, "{e:?}");
+            let reopen = Failure::from(ReadError::Reopen(e));
+            assert_eq!(reopen.status, want);
+        }
+        let create = [
+            (
+                CreateError::SocketInUse {
+                    path: path(),
+                    pid: 7,
+                },
+                SHMFRAME_BUSY,
+            ),
+            (
+                CreateError::NotASocket {
+                    path: path(),
+                    kind: "a regular file",
+                },
+                SHMFRAME_IO,
+            ),
+            (
+                CreateError::Socket {
+                    name: "x".into(),
+                    path: path(),
+                    op: "bind",
+                    source: sf::error::Errno::ADDRINUSE,
+                },
+                SHMFRAME_IO,
+            ),
+        ];
+        for (e, want) in create {
+            assert_eq!(create_status(&e), want, "{e:?}");
+        }
     }
 
     #[test]

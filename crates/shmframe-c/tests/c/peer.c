@@ -1,12 +1,15 @@
 /* The C side of the cross-language tests (scripts/test.d/65-c.sh), compiled against the
  * installed header with `pkg-config --cflags --libs shmframe` and -Wall -Wextra -Werror.
  *
- *   peer write NAME N GO      create NAME, publish test frame 0, wait for the file GO, publish
+ *   peer write NAME N GO [SOCKET]
+ *                             create NAME, publish test frame 0, wait for the file GO, publish
  *                             frames 1 to N-1 (copies and loans, two dtypes, metadata), wait for
- *                             GO.done, close
- *   peer read NAME N GO       open NAME, receive frame 0, touch GO, receive the other frames
- *                             (views and copies), touch GO.done, expect SHMFRAME_CLOSED; check
- *                             every byte, the metadata and the schema
+ *                             GO.done, close; with SOCKET, serve the channel on that Unix socket
+ *   peer read NAME N GO [SOCKET]
+ *                             open NAME (with SOCKET: connect to it, and check that nothing of
+ *                             NAME is in /dev/shm), receive frame 0, touch GO, receive the other
+ *                             frames (views and copies), touch GO.done, expect SHMFRAME_CLOSED;
+ *                             check every byte, the metadata and the schema
  *
  * Frame 0 is the largest, so the channel has its final size before GO: a reader that has
  * received it is attached to the segment that carries the rest (see docs/c.md on growth). The
@@ -15,7 +18,8 @@
  * between (a race of the library's reader, reported; a burst followed by close hits it).
  *   peer read-cli NAME N      receive `shmframe write NAME --frames N` frames until the channel
  *                             closes; check shapes and the index/missed accounting
- *   peer bad                  bad input through every entry point: statuses and messages, no crash
+ *   peer bad DIR              bad input through every entry point: statuses and messages, no crash
+ *                             (socket-served channels in the existing directory DIR, left empty)
  *
  * The test frames (the same in peer.py and peer.cpp): frame k is uint8 {12, 16, 3} with element i
  * = (7k + i) % 251 when k is even, float32 {5, 7} with element i = k + i / 4 when k is odd; its
@@ -24,12 +28,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include <shmframe.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +93,22 @@ static int wait_file(const char *path, long timeout_ms) {
 static void touch(const char *path) {
   int fd = open(path, O_CREAT | O_WRONLY, 0644);
   if (fd >= 0) close(fd);
+}
+
+/* The first object in /dev/shm whose name contains `name` (into `found`), or 0 if none. */
+static int in_dev_shm(const char *name, char *found, size_t size) {
+  DIR *d = opendir("/dev/shm");
+  if (!d) return 0;
+  struct dirent *e;
+  int hit = 0;
+  while (!hit && (e = readdir(d)) != NULL) {
+    if (strstr(e->d_name, name)) {
+      snprintf(found, size, "%s", e->d_name);
+      hit = 1;
+    }
+  }
+  closedir(d);
+  return hit;
 }
 
 /* The test frame k: its dtype, shape, and element values. */
@@ -148,8 +171,9 @@ static void check_frame(uint64_t k, shmframe_dtype dtype, size_t ndim, const siz
   }
 }
 
-static int role_write(const char *name, uint64_t n, const char *go) {
+static int role_write(const char *name, uint64_t n, const char *go, const char *sock) {
   shmframe_writer_options *o = shmframe_writer_options_new();
+  if (sock) MUST(shmframe_writer_options_set_socket(o, sock));
   MUST(shmframe_writer_options_set_slots(o, 32));
   MUST(shmframe_writer_options_set_schema_json(o, SCHEMA));
   MUST(shmframe_writer_options_set_capacity(o, 12 * 16 * 3));
@@ -191,9 +215,12 @@ static int role_write(const char *name, uint64_t n, const char *go) {
   return failures ? 1 : 0;
 }
 
-static int role_read(const char *name, uint64_t n, const char *go) {
+static int role_read(const char *name, uint64_t n, const char *go, const char *sock) {
   shmframe_reader *r = NULL;
-  MUST(shmframe_reader_open(name, 30000, &r));
+  if (sock)
+    MUST(shmframe_reader_connect(sock, 30000, &r));
+  else
+    MUST(shmframe_reader_open(name, 30000, &r));
   char *schema = NULL;
   MUST(shmframe_reader_schema_json(r, &schema));
   CHECK(schema && strstr(schema, "\"type_name\":\"TestMeta\"") &&
@@ -226,6 +253,9 @@ static int role_read(const char *name, uint64_t n, const char *go) {
     }
     CHECK(index == got && missed == 0, "frame %llu arrived as index %llu, missed %llu",
           (unsigned long long)got, (unsigned long long)index, (unsigned long long)missed);
+    char shm[256];
+    if (sock && got == 0)
+      CHECK(!in_dev_shm(name, shm, sizeof shm), "socket-served channel in /dev/shm: %s", shm);
     if (++got == 1) touch(go);
     if (got == n) {
       char done[4096];
@@ -240,7 +270,8 @@ static int role_read(const char *name, uint64_t n, const char *go) {
   CHECK(got == n, "received %llu of %llu frames", (unsigned long long)got, (unsigned long long)n);
   shmframe_frame_free(f);
   shmframe_reader_close(r);
-  printf("peer read: %llu frames from %s checked\n", (unsigned long long)got, name);
+  printf("peer read: %llu frames from %s checked%s%s\n", (unsigned long long)got, name,
+         sock ? " through " : "", sock ? sock : "");
   return failures ? 1 : 0;
 }
 
@@ -288,7 +319,22 @@ static int role_read_cli(const char *name, uint64_t n) {
     checks++;                                                                               \
   } while (0)
 
-static int role_bad(void) {
+/* A Unix socket of `type` bound at `path`, listening unless `type` is SOCK_DGRAM; -1 on failure. */
+static int bound_socket(const char *path, int type) {
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  int fd = socket(AF_UNIX, type, 0);
+  if (fd < 0) return -1;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || (type != SOCK_DGRAM && listen(fd, 4) != 0)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int role_bad(const char *dir) {
   int checks = 0;
   const shmframe_status INV = SHMFRAME_INVALID_ARGUMENT;
   char name[64];
@@ -459,6 +505,71 @@ static int role_bad(void) {
   shmframe_reader_close(r);
   MUST(shmframe_channel_remove(name));
 
+  /* socket-served channels, in `dir` */
+  char sock[1024], missing[1024], file[1024], longpath[200], shm[256], pid[32];
+  snprintf(sock, sizeof sock, "%s/bad.sock", dir);
+  snprintf(missing, sizeof missing, "%s/missing.sock", dir);
+  snprintf(file, sizeof file, "%s/a-file", dir);
+  memset(longpath, 'a', 150);
+  longpath[0] = '/', longpath[150] = '\0';
+  o = shmframe_writer_options_new();
+  BAD(INV, "opts is NULL", shmframe_writer_options_set_socket(NULL, sock));
+  BAD(INV, "path is empty", shmframe_writer_options_set_socket(o, ""));
+  BAD(INV, "holds at most 108", shmframe_writer_options_set_socket(o, longpath));
+  MUST(shmframe_writer_options_set_keep(o, true));
+  MUST(shmframe_writer_options_set_socket(o, sock));
+  BAD(INV, "`keep` needs a name in /dev/shm", shmframe_writer_create(name, o, &w));
+  MUST(shmframe_writer_options_set_keep(o, false));
+  r = (shmframe_reader *)&checks;
+  BAD(INV, "path is NULL", shmframe_reader_connect(NULL, 0, &r));
+  CHECK(r == NULL, "*out not cleared on failure");
+  BAD(INV, "path is NULL", shmframe_reader_connect(NULL, 30, &r));
+  BAD(INV, "out is NULL", shmframe_reader_connect(sock, 0, NULL));
+  BAD(INV, "path is empty", shmframe_reader_connect("", 0, &r));
+  BAD(INV, "holds at most 108", shmframe_reader_connect(longpath, 0, &r));
+  BAD(SHMFRAME_NOT_FOUND, missing, shmframe_reader_connect(missing, 0, &r)); /* names the path */
+  BAD(SHMFRAME_NOT_FOUND, "(no such socket)", shmframe_reader_connect(missing, 0, &r));
+  BAD(SHMFRAME_NOT_FOUND, missing, shmframe_reader_connect(missing, 30, &r));
+  BAD(SHMFRAME_NOT_FOUND, "within", shmframe_reader_connect(missing, 30, &r));
+  CHECK(r == NULL, "*out after a failed connect");
+  /* a regular file at the path: the writer leaves it alone, a reader is told what it is */
+  touch(file);
+  MUST(shmframe_writer_options_set_socket(o, file));
+  BAD(SHMFRAME_IO, "not a socket", shmframe_writer_create(name, o, &w));
+  BAD(SHMFRAME_CORRUPT, file, shmframe_reader_connect(file, 0, &r));
+  BAD(SHMFRAME_CORRUPT, "a regular file, not a socket", shmframe_reader_connect(file, 0, &r));
+  CHECK(access(file, F_OK) == 0, "the writer removed a regular file");
+  unlink(file);
+  /* another program's socket: not a shmframe writer's, and in use */
+  int foreign = bound_socket(sock, SOCK_STREAM);
+  CHECK(foreign >= 0, "binding a stream socket at %s: %s", sock, strerror(errno));
+  BAD(SHMFRAME_CORRUPT, "not the socket of a shmframe writer", shmframe_reader_connect(sock, 0, &r));
+  MUST(shmframe_writer_options_set_socket(o, sock));
+  BAD(SHMFRAME_BUSY, "live writer", shmframe_writer_create(name, o, &w));
+  close(foreign); /* a stale socket now: nobody listens */
+  BAD(SHMFRAME_NOT_FOUND, "stale socket", shmframe_reader_connect(sock, 0, &r));
+  /* a writer replaces the stale socket and serves on it; nothing of it is in /dev/shm */
+  MUST(shmframe_writer_create(name, o, &w));
+  CHECK(!in_dev_shm(name, shm, sizeof shm), "socket-served channel in /dev/shm: %s", shm);
+  MUST(shmframe_reader_connect(sock, 0, &r));
+  snprintf(pid, sizeof pid, "(pid %d)", (int)getpid()); /* the live writer's, in the message */
+  BAD(SHMFRAME_BUSY, pid, shmframe_writer_create("sft-c-other", o, &w2));
+  CHECK(w2 == NULL, "busy writer handle");
+  shmframe_writer_options_free(o);
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(3 * i + 1);
+  MUST(shmframe_writer_write(w, SHMFRAME_U8, 3, shape, data, 24));
+  MUST(shmframe_reader_next_view(r, 1000, &v));
+  CHECK(shmframe_view_len(v) == 24 && memcmp(shmframe_view_data(v), data, 24) == 0 &&
+            shmframe_view_ndim(v) == 3 && shmframe_view_shape(v)[2] == 4,
+        "a frame through the socket");
+  shmframe_view_release(v);
+  CHECK(shmframe_reader_writer_alive(r), "writer_alive through the socket");
+  shmframe_writer_close(w); /* removes the socket; the reader sees the end of the stream */
+  CHECK(access(sock, F_OK) != 0, "socket left after close");
+  BAD(SHMFRAME_CLOSED, "closed", shmframe_reader_next_view(r, 1000, &v));
+  shmframe_reader_close(r);
+  BAD(SHMFRAME_NOT_FOUND, "(no such socket)", shmframe_reader_connect(sock, 0, &r));
+
   /* freeing NULL is a no-op everywhere */
   shmframe_writer_close(NULL);
   shmframe_reader_close(NULL);
@@ -471,13 +582,14 @@ static int role_bad(void) {
 }
 
 int main(int argc, char **argv) {
+  const char *sock = argc >= 6 ? argv[5] : NULL;
   if (argc >= 5 && strcmp(argv[1], "write") == 0)
-    return role_write(argv[2], strtoull(argv[3], NULL, 10), argv[4]);
+    return role_write(argv[2], strtoull(argv[3], NULL, 10), argv[4], sock);
   if (argc >= 5 && strcmp(argv[1], "read") == 0)
-    return role_read(argv[2], strtoull(argv[3], NULL, 10), argv[4]);
+    return role_read(argv[2], strtoull(argv[3], NULL, 10), argv[4], sock);
   if (argc >= 4 && strcmp(argv[1], "read-cli") == 0)
     return role_read_cli(argv[2], strtoull(argv[3], NULL, 10));
-  if (argc >= 2 && strcmp(argv[1], "bad") == 0) return role_bad();
-  fprintf(stderr, "usage: peer write|read NAME N GO | read-cli NAME N | bad\n");
+  if (argc >= 3 && strcmp(argv[1], "bad") == 0) return role_bad(argv[2]);
+  fprintf(stderr, "usage: peer write|read NAME N GO [SOCKET] | read-cli NAME N | bad DIR\n");
   return 2;
 }

@@ -1,17 +1,21 @@
 // The C++ side of the cross-language tests (scripts/test.d/65-c.sh), compiled against the
 // installed shmframe.hpp with `pkg-config --cflags --libs shmframe opencv4`, -Wall -Wextra -Werror.
 //
-//   peer read NAME N GO       receive peer.py's test frames (see tests/c/peer.c) as Views, Frames
-//                             and cv::Mat headers; check every value and the metadata
+//   peer read NAME N GO [SOCKET]
+//                             receive the test frames of peer.py or peer.c (see tests/c/peer.c)
+//                             as Views, Frames and cv::Mat headers; check every value and the
+//                             metadata. With SOCKET: connect to the writer serving it
 //   peer make-video FILE N    write an N-frame 160x120 MJPEG clip (top half gray 16+6k, bottom
 //                             half BGR (250-6k, 128, 16+6k)) for examples/cpp/write.cpp to decode
-//   peer mat                  cv::Mat in and out in one process: every depth and channel count,
-//                             ROIs, N-d mats, loans, exceptions
+//   peer mat DIR              cv::Mat in and out in one process: every depth and channel count,
+//                             ROIs, N-d mats, loans, exceptions; a socket-served channel in the
+//                             existing directory DIR (left empty)
 #include <shmframe.hpp>
 
 #include <opencv2/core.hpp>
 #include <opencv2/videoio.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -72,8 +76,9 @@ void check_frame(uint64_t k, Frameish& f, const cv::Mat& m) {
         "frame " << k << ": metadata");
 }
 
-int role_read(const std::string& name, uint64_t n, const std::string& go) {
-  shmframe::Reader r(name, 30s);
+int role_read(const std::string& name, uint64_t n, const std::string& go,
+              const std::string& sock) {
+  shmframe::Reader r = sock.empty() ? shmframe::Reader(name, 30s) : shmframe::Reader::connect(sock, 30s);
   auto schema = r.schema_json();
   CHECK(schema && schema->find("\"type_name\":\"TestMeta\"") != std::string::npos,
         "schema " << schema.value_or("(none)"));
@@ -99,7 +104,8 @@ int role_read(const std::string& name, uint64_t n, const std::string& go) {
     CHECK(e.status() == SHMFRAME_CLOSED, e.status_name());
   }
   CHECK(got == n, "received " << got << " of " << n << " frames");
-  std::cout << "peer.cpp read: " << got << " frames from Python checked" << std::endl;
+  std::cout << "peer.cpp read: " << got << " frames checked" << (sock.empty() ? "" : " through ")
+            << sock << std::endl;
   return failures ? 1 : 0;
 }
 
@@ -124,7 +130,46 @@ bool same_bytes(const cv::Mat& a, const cv::Mat& b) {
   return std::memcmp(ca.data, cb.data, ca.total() * ca.elemSize()) == 0;
 }
 
-int role_mat() {
+// A socket-served channel: WriterOptions::socket and Reader::connect, and their exceptions.
+void socket_channel(const std::string& name, const std::string& dir) {
+  std::string sock = dir + "/mat.sock";
+  try {
+    (void)shmframe::Reader::connect(sock);
+    CHECK(false, "connected to a missing socket");
+  } catch (const shmframe::NotFound& e) {
+    CHECK(e.status() == SHMFRAME_NOT_FOUND && std::strstr(e.what(), sock.c_str()), e.what());
+  }
+  try {
+    shmframe::WriterOptions().socket("");
+    CHECK(false, "an empty socket path was accepted");
+  } catch (const shmframe::Error& e) {
+    CHECK(e.status() == SHMFRAME_INVALID_ARGUMENT, e.what());
+  }
+  shmframe::Writer w(name + "-sock", shmframe::WriterOptions().slots(4).socket(sock));
+  shmframe::Reader r = shmframe::Reader::connect(sock, 1s);
+  cv::Mat m(6, 8, CV_16UC3);
+  cv::randu(m, 0, 65535);
+  w.write(m);
+  shmframe::View v = r.next_view(1s);
+  CHECK(same_bytes(v.mat(), m) && v.mat().type() == CV_16UC3, "a cv::Mat through the socket");
+  try {
+    shmframe::Writer again(name + "-sock2", shmframe::WriterOptions().socket(sock));
+    CHECK(false, "two writers on one socket");
+  } catch (const shmframe::Error& e) {
+    CHECK(e.status() == SHMFRAME_BUSY, e.what());
+  }
+  w.close();
+  struct stat st;
+  CHECK(stat(sock.c_str(), &st) != 0, "socket left after close");
+  try {
+    (void)r.next_view(1s);
+    CHECK(false, "no Closed after close");
+  } catch (const shmframe::Closed& e) {
+    CHECK(e.status() == SHMFRAME_CLOSED, e.what());
+  }
+}
+
+int role_mat(const std::string& dir) {
   std::string name = "sft-cpp-mat-" + std::to_string(getpid());
   shmframe::Writer w(name, shmframe::WriterOptions().slots(4));
   shmframe::Reader r(name);
@@ -254,6 +299,7 @@ int role_mat() {
   } catch (const shmframe::Closed& e) {
     CHECK(e.status() == SHMFRAME_CLOSED, e.what());
   }
+  socket_channel(name, dir);
   std::cout << "peer.cpp mat: cv::Mat round trips and exceptions, " << failures << " failed"
             << std::endl;
   return failures ? 1 : 0;
@@ -264,13 +310,14 @@ int role_mat() {
 int main(int argc, char** argv) {
   try {
     std::string role = argc > 1 ? argv[1] : "";
-    if (role == "read" && argc >= 5) return role_read(argv[2], std::stoull(argv[3]), argv[4]);
+    if (role == "read" && argc >= 5)
+      return role_read(argv[2], std::stoull(argv[3]), argv[4], argc >= 6 ? argv[5] : "");
     if (role == "make-video" && argc >= 4) return role_make_video(argv[2], std::stoi(argv[3]));
-    if (role == "mat") return role_mat();
+    if (role == "mat" && argc >= 3) return role_mat(argv[2]);
   } catch (const shmframe::Error& e) {
     std::cerr << "peer.cpp: " << e.status_name() << ": " << e.what() << std::endl;
     return 1;
   }
-  std::cerr << "usage: peer read NAME N GO | make-video FILE N | mat" << std::endl;
+  std::cerr << "usage: peer read NAME N GO [SOCKET] | make-video FILE N | mat DIR" << std::endl;
   return 2;
 }
