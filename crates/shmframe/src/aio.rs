@@ -1,7 +1,8 @@
 //! Async reading with tokio (feature `tokio`): the reader's readiness descriptor
 //! ([`Reader::readiness_fd`]) registered with tokio's reactor, so that one runtime thread can read
-//! any number of channels. No thread per reader and no busy loop: the process's waker thread
-//! (`futex_waitv`) makes the descriptor readable when a channel has news.
+//! any number of channels. No thread per reader and no busy loop: an io_uring futex wait (Linux
+//! ≥ 6.7), or else the process's waker thread (`futex_waitv`), makes the descriptor readable when
+//! a channel has news.
 
 use crate::error::ReadError;
 use crate::frame::Frame;

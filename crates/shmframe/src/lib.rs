@@ -49,6 +49,7 @@ pub mod ring;
 pub mod seed;
 mod segment;
 mod socket;
+mod uring;
 mod wake;
 mod writer;
 

@@ -566,8 +566,9 @@ impl Reader {
     /// [`Reader::try_next`] or [`Reader::try_next_view`] returned `Ok(None)`, it turns readable
     /// when a frame arrives, the writer closes the channel or dies, or the channel grows. Register
     /// it with epoll, mio, tokio's `AsyncFd` or asyncio's `add_reader`; call `try_next*` again
-    /// when it is readable (they empty it). One thread per process waits for all readers'
-    /// channels at once (`futex_waitv`), not one per reader.
+    /// when it is readable (they empty it). Where the kernel offers io_uring futex waits (Linux
+    /// ≥ 6.7) the writer's wake-up reaches the descriptor directly; elsewhere one thread per
+    /// process waits for all readers' channels at once (`futex_waitv`), not one per reader.
     pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, ReadError> {
         self.registration()?;
         Ok(self.readiness.as_ref().expect("registered above").fd())

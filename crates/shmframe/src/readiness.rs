@@ -10,10 +10,16 @@
 //! readers get more threads. Every [`LIVENESS`] it also checks the writers of armed readers and
 //! fires for a dead one. On kernels without `futex_waitv` the thread looks at the words every
 //! millisecond instead (a light poll; said in the docs).
+//!
+//! Where the kernel offers io_uring futex waits (Linux ≥ 6.7), a registration waits without the
+//! thread: its own small ring queues a `FUTEX_WAIT` on the word and signals the eventfd when the
+//! writer wakes it (`uring.rs`), one wake-up instead of two. The thread then only checks those
+//! readers' writers for life.
 
 use crate::pins::Pins;
 use crate::ring;
 use crate::segment::Segment;
+use crate::uring::FutexRing;
 use rustix::event::{eventfd, EventfdFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -34,13 +40,17 @@ struct Armed {
     wake_at: usize,
     pins: Arc<Pins>,
     seen: u32,
-    /// Counted in the channel's sleepers by the waker.
+    /// Counted in the channel's sleepers (by the waker thread, or by `arm` for a ring's wait).
     counted: bool,
+    /// Waited for by the registration's io_uring: the thread only checks the writer for life.
+    uring: bool,
 }
 
 /// One reader's registration: its eventfd, and what to wait for while armed.
 pub(crate) struct Registration {
     efd: OwnedFd,
+    /// The io_uring that waits for the word, where the kernel offers one.
+    ring: Mutex<Option<FutexRing>>,
     armed: Mutex<Option<Armed>>,
     /// Set by the waker when it found the writer dead.
     writer_gone: AtomicBool,
@@ -82,8 +92,10 @@ impl Registration {
                 s
             }
         };
+        let ring = Mutex::new(FutexRing::new(efd.as_fd()));
         let reg = Arc::new(Registration {
             efd,
+            ring,
             armed: Mutex::new(None),
             writer_gone: AtomicBool::new(false),
             shard: shard.clone(),
@@ -101,10 +113,13 @@ impl Registration {
         self.efd.as_fd()
     }
 
-    /// Empties the eventfd (before looking for frames again).
+    /// Empties the eventfd (before looking for frames again) and takes the ring's completions.
     pub fn clear(&self) {
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&self.efd, &mut buf);
+        if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            r.reap();
+        }
     }
 
     /// `true` (once) if the waker found the writer dead.
@@ -117,13 +132,33 @@ impl Registration {
     pub fn arm(&self, seg: &Arc<Segment>, wake_at: usize, pins: &Arc<Pins>, seen: u32) {
         let mut a = self.armed.lock().unwrap_or_else(|p| p.into_inner());
         disarm(&mut a);
-        *a = Some(Armed {
+        let mut armed = Armed {
             seg: seg.clone(),
             wake_at,
             pins: pins.clone(),
             seen,
             counted: false,
-        });
+            uring: false,
+        };
+        if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            // The sleeping reader's handshake (`ring::announce_sleep`), then the ring's wait: a
+            // publish after the check bumps the word and, seeing us counted, wakes the wait.
+            armed.counted = true;
+            if !ring::announce_sleep(armed.word(), pins.sleepers(), seen) {
+                *a = Some(armed);
+                self.fire(&mut a);
+                return;
+            }
+            armed.uring = r.wait(seg, armed.word(), seen).is_ok();
+            if armed.uring {
+                // The thread finds it at its next liveness round; no need to wake it now.
+                *a = Some(armed);
+                return;
+            }
+            ring::end_sleep(pins.sleepers());
+            armed.counted = false;
+        }
+        *a = Some(armed);
         drop(a);
         self.shard.ctl.fetch_add(1, Ordering::Release);
         let _ = futex::wake(&self.shard.ctl, futex::Flags::PRIVATE, 1);
@@ -178,6 +213,14 @@ impl Shard {
             for r in &regs {
                 let mut g = r.armed.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(a) = g.as_mut() else { continue };
+                if a.uring {
+                    // The ring waits for the word; only the writer's life is ours to check.
+                    if live_check && a.seg.writer_alive() == Ok(false) {
+                        r.writer_gone.store(true, Ordering::Relaxed);
+                        r.fire(&mut g);
+                    }
+                    continue;
+                }
                 let moved = if a.counted {
                     a.word().load(Ordering::Relaxed) != a.seen
                 } else {

@@ -158,6 +158,8 @@ pub(crate) fn connect(path: &Path) -> Result<Admission, OpenError> {
             path: p.clone(),
             what: format!("no handshake within {HELLO_TIMEOUT:?}"),
         },
+        // The writer stopped serving (closed or died) between our connect and its accept.
+        Errno::CONNRESET => OpenError::StaleSocket { path: p.clone() },
         e => io("recvmsg", e),
     })?;
     let not_ours = |what: String| OpenError::NotShmframeSocket {
@@ -575,13 +577,15 @@ impl Served {
             std::mem::forget(thread);
             return;
         }
-        let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
-        let _ = thread.join();
+        // The name goes first, so that a reader connecting now finds no socket rather than one
+        // that hangs up on it.
         let ours =
             rustix::fs::lstat(&self.path).is_ok_and(|st| (st.st_dev, st.st_ino) == self.file);
         if ours {
             let _ = rustix::fs::unlink(&self.path);
         }
+        let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
+        let _ = thread.join();
     }
 }
 

@@ -1,5 +1,6 @@
 //! Async reading with tokio (feature `tokio`): one runtime thread reads many channels written by
-//! other processes, through the readiness descriptor and the process's waker thread.
+//! other processes, through the readiness descriptor (an io_uring futex wait, or the process's
+//! waker thread where the kernel has none).
 #![cfg(feature = "tokio")]
 
 mod common;
@@ -182,4 +183,29 @@ fn waiting_on_silent_channels_is_idle() {
         "{used:?} of CPU in {wall:?} waiting on silent channels"
     );
     drop(writers);
+}
+
+/// Where the kernel offers io_uring futex waits the tests above use them (no waker-thread hop);
+/// this runs them all again in a child process with the waker thread instead
+/// (`SHMFRAME_NO_IO_URING`), the path of older kernels and of sandboxes that disable io_uring.
+#[test]
+fn the_tests_pass_with_the_waker_thread_too() {
+    if std::env::var_os("SHMFRAME_NO_IO_URING").is_some() {
+        return; // the child's run of this very test
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--test-threads=1",
+            "--skip",
+            "the_tests_pass_with_the_waker_thread_too",
+        ])
+        .env("SHMFRAME_NO_IO_URING", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("4 passed"),
+        "with the waker thread: {said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
