@@ -30,6 +30,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Connections a serving writer keeps open at most (readers beyond the pin table's 64 entries
+/// are refused when they attach; this bounds what a flood of connections can take).
+const MAX_CONNECTIONS: usize = 256;
+
 /// How long a reader waits for the writer's handshake after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -476,6 +480,13 @@ fn run(listener: OwnedFd, stop: OwnedFd, offer: Offer, refused: Arc<Mutex<Vec<Re
         // The listener does not block: take every pending connection, then poll again.
         while accept {
             match rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
+                Ok(conn) if conns.len() >= MAX_CONNECTIONS => {
+                    let why = format!(
+                        "the writer already holds {MAX_CONNECTIONS} connections (the channel serves {} readers at most)",
+                        crate::layout::PIN_ENTRIES
+                    );
+                    let _ = send_hello(conn.as_fd(), HELLO_REFUSED, &why, &[]);
+                }
                 Ok(conn) => conns.extend(admit(conn, &offer, &refused)),
                 Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
                 Err(_) => accept = false,
