@@ -519,6 +519,35 @@ pub(crate) fn unlink(object: &str) -> Result<(), Errno> {
     rustix::fs::unlink(path(object))
 }
 
+/// The credentials of the peer of a connected Unix socket (`SO_PEERCRED`): pid, uid, gid. The
+/// pid is 0 when the peer lives in another PID namespace (another container), which is why this
+/// does not go through rustix's `UCred`, whose pid cannot be 0.
+pub(crate) fn peer_cred(sock: rustix::fd::BorrowedFd<'_>) -> Result<(u32, u32, u32), Errno> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `sock` is a valid descriptor; `cred` is a writable `ucred` of `len` bytes that lives
+    // for the call, and the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ));
+    }
+    Ok((cred.pid.max(0) as u32, cred.uid, cred.gid))
+}
+
 /// The supplementary groups of the peer of a connected Unix socket (`SO_PEERGROUPS`), empty if
 /// the kernel does not tell.
 pub(crate) fn peer_groups(sock: rustix::fd::BorrowedFd<'_>) -> Vec<u32> {

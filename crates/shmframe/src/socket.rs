@@ -365,10 +365,7 @@ pub(crate) fn listen(name: &Name, path: &Path, mode: u32) -> Result<Listener, Cr
 fn live_peer(path: &Path) -> Option<u32> {
     let sock = seqpacket(SocketFlags::empty()).ok()?;
     match rustix::net::connect(&sock, &unix_addr(path).ok()?) {
-        Ok(()) => Some(
-            rustix::net::sockopt::socket_peercred(&sock)
-                .map_or(0, |c| c.pid.as_raw_nonzero().get() as u32),
-        ),
+        Ok(()) => Some(crate::segment::peer_cred(sock.as_fd()).map_or(0, |(pid, _, _)| pid)),
         // Another kind of socket with a live owner (stream, datagram) is in use all the same.
         Err(Errno::PROTOTYPE) => Some(0),
         Err(_) => None,
@@ -497,12 +494,8 @@ fn run(listener: OwnedFd, stop: OwnedFd, offer: Offer, refused: Arc<Mutex<Vec<Re
 
 /// Admits or refuses one connecting reader; returns the connection to keep.
 fn admit(conn: OwnedFd, offer: &Offer, refused: &Mutex<Vec<RefusedPeer>>) -> Option<OwnedFd> {
-    let cred = rustix::net::sockopt::socket_peercred(&conn).ok()?;
-    let (pid, uid, gid) = (
-        cred.pid.as_raw_nonzero().get() as u32,
-        cred.uid.as_raw(),
-        cred.gid.as_raw(),
-    );
+    // A peer in another PID namespace (another container) has pid 0 here.
+    let (pid, uid, gid) = crate::segment::peer_cred(conn.as_fd()).ok()?;
     let verdict = match refusal(offer, uid, gid, &crate::segment::peer_groups(conn.as_fd())) {
         Some(reason) => Err(reason),
         None => descriptors(offer),

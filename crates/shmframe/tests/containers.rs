@@ -867,9 +867,12 @@ fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
         !named.status.success() && said.contains("--shm-size"),
         "a named 4K channel must not fit 1 MiB: {said}"
     );
-    // Served on a socket in the shared directory, it needs no /dev/shm at all.
+    // Served on a socket in the shared directory, it needs no /dev/shm at all. The writer and
+    // the reader each get a PID namespace of their own too, as containers do: each side then
+    // sees its peer as pid 0.
     let serve = || {
         let argv = [
+            &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"][..],
             &[image.peer(), "write", &name, "--socket", &sock][..],
             &shape[..],
         ]
@@ -883,6 +886,11 @@ fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
         Shm::Private("size=1m"),
         &[],
         &[
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
             image.peer(),
             "read",
             "-",
@@ -902,8 +910,17 @@ fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
         "",
         "the writer's /dev/shm is empty"
     );
-    // kill -9 leaves only the socket file (no memory); the next writer replaces it.
+    // kill -9 leaves only the socket file (no memory); the next writer replaces it. (The writer
+    // is its PID namespace's init, killed by the kernel when `unshare` dies: wait for that.)
     w.kill();
+    let t = std::time::Instant::now();
+    while !matches!(
+        shmframe::Reader::connect(&sock),
+        Err(shmframe::OpenError::StaleSocket { .. })
+    ) {
+        assert!(t.elapsed().as_secs() < 10, "the killed writer still serves");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(vol.entries(), vec!["cam.sock".to_string()]);
     let _w2 = serve();
     let again = Container::start(

@@ -436,6 +436,7 @@ class Reader:
         """Detaches from the channel. Idempotent. May be called from another thread while a
         :meth:`read`, :meth:`view` or iteration waits: it returns promptly, and the waiting call
         raises ``ValueError`` ("reader … is closed")."""
+        self._unwatch()
         self._r.close()
 
     def __enter__(self) -> "Reader":
@@ -450,11 +451,38 @@ class Reader:
 
     # asyncio: the same reads without blocking the event loop. A coroutine looks for a frame
     # (`_try_read`/`_try_view` never wait; finding nothing arms the readiness descriptor), and
-    # otherwise waits for `fileno()` to turn readable with `loop.add_reader`. One thread in the
-    # process waits for every armed channel at once, so one event loop reads any number of
-    # channels with no thread per reader and no polling.
+    # otherwise waits for `fileno()` to turn readable. The descriptor is watched with
+    # `loop.add_reader` once, for as long as the reader lives in that loop (no `epoll_ctl` per
+    # frame); the watch empties it and wakes the awaiting coroutine, if any. The writer's wake-up
+    # reaches the descriptor through an io_uring futex wait (or the process's one waker thread),
+    # so one event loop reads any number of channels with no thread per reader and no polling.
 
     _awaited = False
+    _watch_loop: Optional[asyncio.AbstractEventLoop] = None
+    _woken: "Optional[asyncio.Future[None]]" = None
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._watch_loop is loop:
+            return
+        self._unwatch()
+        loop.add_reader(self._r.fileno(), self._on_ready)
+        self._watch_loop = loop
+
+    def _unwatch(self) -> None:
+        loop, self._watch_loop = self._watch_loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._r.fileno())
+
+    def _on_ready(self) -> None:
+        # Empty the eventfd (level-triggered: else the loop calls us again and again); the next
+        # look decides what there is, so nothing is lost if no coroutine awaits right now.
+        try:
+            os.read(self._r.fileno(), 8)
+        except (BlockingIOError, OSError):
+            pass
+        woken = self._woken
+        if woken is not None and not woken.done():
+            woken.set_result(None)
 
     def fileno(self) -> int:
         """The reader's readiness descriptor (an eventfd), for event loops and ``select``: it
@@ -516,7 +544,7 @@ class Reader:
                 f"another task is already awaiting reader of channel `{self.name}`: use one "
                 "Reader per task (or share the frames it reads)"
             )
-        fd = self._r.fileno()
+        self._watch(loop)
         self._awaited = True
         try:
             while True:
@@ -525,13 +553,12 @@ class Reader:
                         f"no frame on channel `{self.name}` within {loop.time() - start:.3f} s "
                         f"(writer pid {self._r.writer_pid} is alive but not publishing)"
                     )
-                woken = loop.create_future()
-                loop.add_reader(fd, _wake, woken)
+                woken = self._woken = loop.create_future()
                 timer = None if deadline is None else loop.call_at(deadline, _wake, woken)
                 try:
                     await woken
                 finally:
-                    loop.remove_reader(fd)
+                    self._woken = None
                     if timer is not None:
                         timer.cancel()
                 got = look()
