@@ -53,7 +53,10 @@ fn sigint_and_sigterm_end_every_wait_promptly_and_cleanly() {
             ];
             let (st, out, err) = stop_while_waiting(&mut d, &args, "waiting up to", sig);
             assert!(st.success(), "{protocol} read, {sig:?}: {st}\n{err}");
-            assert!(err.contains("stopped before channel"), "{err}");
+            assert!(
+                err.contains("stopped before") && err.contains(&format!("channel `{ch}`")),
+                "{err}"
+            );
             let j: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
             assert_eq!(j["frames"], 0, "{j}");
         }

@@ -263,10 +263,20 @@ impl Entry {
     /// Sleeps on `wake` (which held `seen` before the caller last looked for frames) for at most
     /// `timeout`, counted among the sleepers so that the writer wakes us.
     pub fn sleep(&self, wake: &AtomicU32, seen: u32, timeout: Duration) -> Result<(), Errno> {
+        self.sleep_with(wake, seen, || wake::wait(wake, seen, timeout))
+    }
+
+    /// As [`Entry::sleep`], sleeping with `wait` (which returns when `wake` moves, or earlier).
+    pub fn sleep_with(
+        &self,
+        wake: &AtomicU32,
+        seen: u32,
+        wait: impl FnOnce() -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
         let sleeping = self.pins.entry_sleeping(self.index);
         sleeping.store(1, Ordering::Relaxed);
         let r = if ring::announce_sleep(wake, self.pins.sleepers(), seen) {
-            wake::wait(wake, seen, timeout)
+            wait()
         } else {
             Ok(())
         };

@@ -506,16 +506,20 @@ impl Reader {
                 }
             }
             let slice = deadline.map_or(LIVENESS_INTERVAL, |d| (d - now).min(LIVENESS_INTERVAL));
-            self.entry
-                .sleep(self.ch.wake(), seen, slice)
-                .map_err(|e| ReadError::Io {
-                    name: self.ch.name.to_string(),
-                    op: "futex(FUTEX_WAIT)",
-                    source: e,
-                })?;
+            let slept = match &self.ch.link {
+                // A socket-served channel: the writer's hang-up ends the sleep too.
+                Some(l) => l.sleep(&self.entry, &self.ch.seg, self.ch.wake(), seen, slice),
+                None => self.entry.sleep(self.ch.wake(), seen, slice),
+            };
+            slept.map_err(|e| ReadError::Io {
+                name: self.ch.name.to_string(),
+                op: "futex(FUTEX_WAIT)",
+                source: e,
+            })?;
+            let hung_up = self.ch.link.as_ref().is_some_and(|l| l.saw_hangup());
             if self.ch.wake().load(Ordering::Relaxed) != seen {
                 quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= LIVENESS_INTERVAL {
+            } else if hung_up || quiet_since.elapsed() >= LIVENESS_INTERVAL {
                 quiet_since = Instant::now();
                 if !self.ch.writer_alive() {
                     return Err(self.detach());
@@ -543,7 +547,14 @@ impl Reader {
         match self.step(Some(Instant::now()), &mut attempt)? {
             Step::Ready(v) => Ok(Some(v)),
             Step::Empty { seen } => {
-                reg.arm(&self.ch.seg, crate::layout::off::WAKE, &self.ch.pins, seen);
+                let hangup = self.ch.link.as_ref().map(|l| l.sock().clone());
+                reg.arm(
+                    &self.ch.seg,
+                    crate::layout::off::WAKE,
+                    &self.ch.pins,
+                    seen,
+                    hangup,
+                );
                 Ok(None)
             }
         }

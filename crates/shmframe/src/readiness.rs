@@ -92,7 +92,7 @@ impl Registration {
                 s
             }
         };
-        let ring = Mutex::new(FutexRing::new(efd.as_fd()));
+        let ring = Mutex::new(FutexRing::new(Some(efd.as_fd())));
         let reg = Arc::new(Registration {
             efd,
             ring,
@@ -119,6 +119,10 @@ impl Registration {
         let _ = rustix::io::read(&self.efd, &mut buf);
         if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             r.reap();
+            if r.hung_up() {
+                // The reader checks the writer's life (its lock and the connection) on this.
+                self.writer_gone.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -129,7 +133,16 @@ impl Registration {
 
     /// Asks to be told when the wake word at `wake_at` of `seg` no longer holds `seen` (the value
     /// loaded before the reader last looked for frames).
-    pub fn arm(&self, seg: &Arc<Segment>, wake_at: usize, pins: &Arc<Pins>, seen: u32) {
+    /// `hangup`: the connection to a socket-served channel's writer, whose hang-up fires too
+    /// (where io_uring watches it; elsewhere the thread's liveness check finds the dead writer).
+    pub fn arm(
+        &self,
+        seg: &Arc<Segment>,
+        wake_at: usize,
+        pins: &Arc<Pins>,
+        seen: u32,
+        hangup: Option<Arc<OwnedFd>>,
+    ) {
         let mut a = self.armed.lock().unwrap_or_else(|p| p.into_inner());
         disarm(&mut a);
         let mut armed = Armed {
@@ -141,6 +154,9 @@ impl Registration {
             uring: false,
         };
         if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            if let Some(sock) = &hangup {
+                r.watch_hangup(sock);
+            }
             // The sleeping reader's handshake (`ring::announce_sleep`), then the ring's wait: a
             // publish after the check bumps the word and, seeing us counted, wakes the wait.
             armed.counted = true;

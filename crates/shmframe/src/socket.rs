@@ -16,8 +16,10 @@ use crate::layout::{
     Hello, HELLO_ADMITTED, HELLO_MAGIC, HELLO_REFUSED, MAX_HELLO_TEXT, SOCKET_VERSION,
 };
 use crate::name::Name;
+use crate::pins::Entry;
 use crate::pins::Pins;
 use crate::segment::Segment;
+use crate::uring::FutexRing;
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::net::{
@@ -27,6 +29,7 @@ use rustix::net::{
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,13 +56,56 @@ pub struct RefusedPeer {
 /// A reader's connection to the writer of a socket-served channel.
 pub(crate) struct Link {
     path: PathBuf,
-    sock: OwnedFd,
+    sock: Arc<OwnedFd>,
+    /// The io_uring a blocking reader sleeps in (futex wait and hang-up at once), made at the
+    /// first sleep; `None` inside where the kernel has none.
+    ring: std::sync::OnceLock<Option<Mutex<FutexRing>>>,
 }
 
 impl Link {
     /// The socket's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The connection (for a hang-up watch).
+    pub fn sock(&self) -> &Arc<OwnedFd> {
+        &self.sock
+    }
+
+    /// Sleeps like [`Entry::sleep`], woken also by the writer's hang-up where io_uring allows.
+    pub fn sleep(
+        &self,
+        entry: &Entry,
+        seg: &Arc<Segment>,
+        wake: &AtomicU32,
+        seen: u32,
+        timeout: Duration,
+    ) -> Result<(), Errno> {
+        let ring = self
+            .ring
+            .get_or_init(|| FutexRing::new(None).map(Mutex::new));
+        let Some(ring) = ring else {
+            return entry.sleep(wake, seen, timeout);
+        };
+        let mut r = ring.lock().unwrap_or_else(|p| p.into_inner());
+        r.watch_hangup(&self.sock);
+        entry.sleep_with(wake, seen, || {
+            if r.wait(seg, wake, seen).is_err() {
+                return crate::wake::wait(wake, seen, timeout);
+            }
+            let slept = r.block(timeout);
+            r.reap();
+            slept
+        })
+    }
+
+    /// `true` if a sleep saw the writer hang up (no system call).
+    pub fn saw_hangup(&self) -> bool {
+        self.ring
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(|r| r.lock().unwrap_or_else(|p| p.into_inner()).hung_up())
     }
 
     /// `true` once the writer's end of the connection is closed (the writer process is gone or
@@ -200,7 +246,8 @@ pub(crate) fn connect(path: &Path) -> Result<Admission, OpenError> {
                 pins,
                 link: Link {
                     path: path.to_owned(),
-                    sock,
+                    sock: Arc::new(sock),
+                    ring: std::sync::OnceLock::new(),
                 },
             })
         }

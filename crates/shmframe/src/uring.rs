@@ -5,13 +5,19 @@
 //! (writer → waker thread → eventfd → event loop). Where the kernel lacks io_uring futex waits, or
 //! io_uring is disabled, [`FutexRing::new`] says so and the waker thread (`readiness.rs`) waits
 //! instead.
+//!
+//! For a socket-served channel the same ring also watches the connection to the writer for a
+//! hang-up (a one-shot `POLL_ADD`), so the writer's death ends a wait at once, and a blocking
+//! reader of such a channel sleeps in `io_uring_enter` on both (`FutexRing::block`).
 #![allow(unsafe_code)]
 
 use crate::segment::Segment;
-use io_uring::{opcode, IoUring};
-use rustix::fd::{AsRawFd, BorrowedFd};
+use io_uring::{opcode, types, IoUring};
+use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `futex2` flags: a 32-bit word, shared between processes (no `FUTEX2_PRIVATE`).
 const FUTEX2_SIZE_U32: u32 = 0x02;
@@ -19,6 +25,8 @@ const FUTEX2_SIZE_U32: u32 = 0x02;
 const FUTEX_BITSET_MATCH_ANY: u64 = 0xffff_ffff;
 /// `user_data` of the futex wait.
 const WAIT: u64 = 1;
+/// `user_data` of the hang-up watch.
+const HANGUP: u64 = 2;
 
 /// One reader's ring.
 pub(crate) struct FutexRing {
@@ -26,26 +34,85 @@ pub(crate) struct FutexRing {
     /// The mapping of the word a submitted wait is queued on, until its completion is reaped: a
     /// queued wait must never outlive the pages it names.
     pending: Option<Arc<Segment>>,
+    /// The connection watched for a hang-up (kept open while the watch is queued).
+    watched: Option<Arc<OwnedFd>>,
+    /// The watched connection hung up.
+    hung_up: bool,
 }
 
 impl FutexRing {
     /// A ring whose completions signal `efd`; `None` if this kernel offers no io_uring futex wait
     /// (or io_uring is disabled, or `SHMFRAME_NO_IO_URING` is set in the environment).
-    pub fn new(efd: BorrowedFd<'_>) -> Option<FutexRing> {
+    pub fn new(efd: Option<BorrowedFd<'_>>) -> Option<FutexRing> {
         if std::env::var_os("SHMFRAME_NO_IO_URING").is_some() {
             return None;
         }
         let ring = IoUring::new(4).ok()?;
         let mut probe = io_uring::Probe::new();
         ring.submitter().register_probe(&mut probe).ok()?;
-        if !probe.is_supported(opcode::FutexWait::CODE) {
+        if !probe.is_supported(opcode::FutexWait::CODE)
+            || !probe.is_supported(opcode::PollAdd::CODE)
+        {
             return None;
         }
-        ring.submitter().register_eventfd(efd.as_raw_fd()).ok()?;
+        if let Some(efd) = efd {
+            ring.submitter().register_eventfd(efd.as_raw_fd()).ok()?;
+        }
         Some(FutexRing {
             ring,
             pending: None,
+            watched: None,
+            hung_up: false,
         })
+    }
+
+    /// Watches connection `sock` for a hang-up (once; a later call for another connection
+    /// replaces the watch). Its completion signals the eventfd and ends [`FutexRing::block`].
+    pub fn watch_hangup(&mut self, sock: &Arc<OwnedFd>) {
+        if self.watched.as_ref().is_some_and(|w| Arc::ptr_eq(w, sock)) {
+            return;
+        }
+        if self.watched.is_some() {
+            // The old watch is cancelled; its completion (-ECANCELED) is not a hang-up.
+            let cancel = opcode::AsyncCancel::new(HANGUP).build().user_data(0);
+            // SAFETY: a cancel request names no memory, only the `user_data` to cancel.
+            let _ = unsafe { self.ring.submission().push(&cancel) };
+        }
+        self.hung_up = false;
+        let events = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as u32;
+        let sqe = opcode::PollAdd::new(types::Fd(sock.as_raw_fd()), events)
+            .build()
+            .user_data(HANGUP);
+        // SAFETY: the request names descriptor `sock`, which `self.watched` keeps open until the
+        // ring is dropped (the ring field is dropped first, cancelling the request) or the watch
+        // is replaced (after the cancel above).
+        if unsafe { self.ring.submission().push(&sqe) }.is_ok() && self.ring.submit().is_ok() {
+            self.watched = Some(sock.clone());
+        }
+    }
+
+    /// `true` once the watched connection hung up (after [`FutexRing::reap`] saw it).
+    pub fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// Sleeps until a completion arrives (the queued wait, or a hang-up) or `timeout` passes.
+    pub fn block(&mut self, timeout: Duration) -> Result<(), Errno> {
+        if self.hung_up {
+            return Ok(());
+        }
+        let ts = types::Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e) => match Errno::from_io_error(&e) {
+                Some(Errno::TIME) | Some(Errno::INTR) | Some(Errno::BUSY) => Ok(()),
+                Some(e) => Err(e),
+                None => Err(Errno::IO),
+            },
+        }
     }
 
     /// Queues a wait on `word` (at `seen`) in `seg`, unless one is queued already: any
@@ -73,16 +140,23 @@ impl FutexRing {
         Ok(())
     }
 
-    /// Takes every completion; `true` if the queued wait completed (woken, or the word had moved).
+    /// Takes every completion; `true` if the queued wait completed (woken, or the word had moved)
+    /// or the watched connection hung up.
     pub fn reap(&mut self) -> bool {
         let mut done = false;
         for cqe in self.ring.completion() {
-            if cqe.user_data() == WAIT {
-                done = true;
+            match cqe.user_data() {
+                WAIT => {
+                    done = true;
+                    self.pending = None;
+                }
+                // A poll's result is the events that occurred; a cancelled one is negative.
+                HANGUP if cqe.result() > 0 => {
+                    done = true;
+                    self.hung_up = true;
+                }
+                _ => {}
             }
-        }
-        if done {
-            self.pending = None;
         }
         done
     }
