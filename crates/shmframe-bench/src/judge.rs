@@ -15,8 +15,10 @@ pub const ARTICLE_COPY: f64 = 5.0;
 /// Latency an awaiting (tokio) reader may add over the blocking (futex) reader, p50, µs.
 pub const ASYNC_ADDED_US: f64 = 10.0;
 /// How far a socket-served channel's p50 (plus 2 µs) and frames/s may be from the named
-/// channel's in the same run: the run-to-run noise of one row on a 2-core machine.
-pub const SERVED_NOISE: f64 = 0.15;
+/// channel's in the same run: the spread of one row between runs on a 2-core machine (the
+/// named 64 B futex p50 ranged over 8.5 to 16.8 µs in four `shmframe bench --quick` runs of one
+/// afternoon).
+pub const SERVED_NOISE: f64 = 0.35;
 
 /// The rows of one payload of one run that a shmframe row is judged against.
 struct Others<'a> {
@@ -309,12 +311,12 @@ mod tests {
         let p = PAYLOADS[1].0;
         let mine = Kind::Peer(ShmframeSocket, View, Sleep);
         let named = row(Kind::Peer(Shmframe, View, Sleep), p, 10_000, 1000.0, 1.0);
-        let mut close = vec![named.clone(), row(mine, p, 11_000, 900.0, 1.0)];
+        let mut close = vec![named.clone(), row(mine, p, 13_000, 700.0, 1.0)];
         assert_eq!(
             verdict_of(&mut close, mine),
-            "✓ p50 and frames/s within 15% of the named channel (10.0 µs, 1000/s); ✓ torn = 0"
+            "✓ p50 and frames/s within 35% of the named channel (10.0 µs, 1000/s); ✓ torn = 0"
         );
-        let mut slow = vec![named, row(mine, p, 20_000, 1000.0, 1.0)];
+        let mut slow = vec![named, row(mine, p, 16_000, 1000.0, 1.0)];
         assert!(verdict_of(&mut slow, mine).starts_with('✗'));
     }
 
