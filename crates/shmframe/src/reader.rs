@@ -541,11 +541,17 @@ impl Reader {
         if self.detached {
             self.reattach(Some(Instant::now()))?;
         }
-        if reg.take_writer_gone() && !self.ch.writer_alive() {
-            return Err(self.detach());
-        }
+        // A dead writer is reported once its last frames are taken (as a blocking reader does):
+        // until a look finds nothing, the news is kept for the next look.
+        let gone = reg.take_writer_gone();
         match self.step(Some(Instant::now()), &mut attempt)? {
-            Step::Ready(v) => Ok(Some(v)),
+            Step::Ready(v) => {
+                if gone {
+                    reg.keep_writer_gone();
+                }
+                Ok(Some(v))
+            }
+            Step::Empty { .. } if gone && !self.ch.writer_alive() => Err(self.detach()),
             Step::Empty { seen } => {
                 let hangup = self.ch.link.as_ref().map(|l| l.sock().clone());
                 reg.arm(

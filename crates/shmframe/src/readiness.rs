@@ -131,6 +131,12 @@ impl Registration {
         self.writer_gone.swap(false, Ordering::Relaxed)
     }
 
+    /// Puts back what [`Registration::take_writer_gone`] took (the reader had frames to take
+    /// first).
+    pub fn keep_writer_gone(&self) {
+        self.writer_gone.store(true, Ordering::Relaxed);
+    }
+
     /// Asks to be told when the wake word at `wake_at` of `seg` no longer holds `seen` (the value
     /// loaded before the reader last looked for frames).
     /// `hangup`: the connection to a socket-served channel's writer, whose hang-up fires too

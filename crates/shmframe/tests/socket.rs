@@ -266,6 +266,31 @@ fn an_event_loops_reader_sees_the_writers_death_through_the_socket() {
 }
 
 #[test]
+fn an_event_loops_reader_takes_every_frame_before_the_close() {
+    let dir = Dir::new("sk-drain");
+    let opts = WriterOptions::new().slots(64).socket(dir.sock());
+    let mut w = Writer::create(&unique("skdr"), opts).unwrap();
+    let mut r = Reader::connect(dir.sock()).unwrap();
+    // Armed (and, where io_uring does, watching the connection) before anything is published.
+    assert!(r.try_next().unwrap().is_none());
+    for i in 0..60u8 {
+        w.write(DType::U8, &[1], &[i]).unwrap();
+    }
+    w.close().unwrap();
+    // The close (and the hang-up that comes with it) is reported only after the last frame.
+    let mut got = Vec::new();
+    let end = loop {
+        match r.try_next() {
+            Ok(Some(f)) => got.push(f.index),
+            Ok(None) => panic!("frames and the close are there already: {got:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(end, ReadError::Closed { .. }), "{end}");
+    assert_eq!(got, (0..60).collect::<Vec<u64>>());
+}
+
+#[test]
 fn a_reader_started_first_waits_for_the_socket_and_times_out_clearly() {
     let dir = Dir::new("sk-first");
     let r = peer(&[
