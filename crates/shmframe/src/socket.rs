@@ -559,16 +559,19 @@ fn admit(conn: OwnedFd, offer: &Offer, refused: &Mutex<Vec<RefusedPeer>>) -> Opt
             Some(conn)
         }
         Err(reason) => {
-            let _ = send_hello(conn.as_fd(), HELLO_REFUSED, &reason, &[]);
+            // Logged before the peer is told, so that a refused peer is always in the log by
+            // the time it knows.
             let mut log = refused.lock().unwrap_or_else(|p| p.into_inner());
             if log.len() < 1024 {
                 log.push(RefusedPeer {
                     pid,
                     uid,
                     gid,
-                    reason,
+                    reason: reason.clone(),
                 });
             }
+            drop(log);
+            let _ = send_hello(conn.as_fd(), HELLO_REFUSED, &reason, &[]);
             None
         }
     }
