@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# The Ctrl-C tests send SIGINT to child processes. A suite started in the background of a
+# non-interactive shell inherits SIGINT *ignored*, and a child inherits that across exec (Python
+# then never raises KeyboardInterrupt). A handler, unlike "ignore", is reset to the default in
+# every child: install Python's own.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 HERE = Path(__file__).resolve().parent
 PREFIX = f"pyt-{os.getpid()}-"
