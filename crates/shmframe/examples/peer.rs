@@ -106,9 +106,16 @@ fn write(name: &str, args: &[String], keep: bool, vary: bool, meta: bool) {
     };
     eprintln!("writer ready pid={}", std::process::id());
     let period = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+    let strict_after: Option<u64> = arg(args, "--strict-after");
+    let strict_for = Duration::from_millis(arg(args, "--strict-ms").unwrap_or(u64::MAX));
+    let mut strict_since = None;
     let start = Instant::now();
     let mut i = 0u64;
     while i < frames {
+        if strict_after == Some(i) {
+            enter_strict();
+            strict_since = Some(Instant::now());
+        }
         let shape: Vec<usize> = if vary {
             SHAPES[(i / 7) as usize % SHAPES.len()].to_vec()
         } else {
@@ -143,12 +150,20 @@ fn write(name: &str, args: &[String], keep: bool, vary: bool, meta: bool) {
                 p.pid, p.uid, p.gid, p.reason
             );
         }
-        if let Some(p) = period {
+        if let Some(t0) = strict_since {
+            // In strict mode: full rate (sleeping is a system call), for `--strict-ms` at most.
+            if t0.elapsed() >= strict_for {
+                break;
+            }
+        } else if let Some(p) = period {
             let due = start + p * i as u32;
             if let Some(d) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(d);
             }
         }
+    }
+    if strict_since.is_some() {
+        strict_exit(&format!("writer strict ok frames={i}\n"));
     }
     eprintln!("writer done frames={i}");
     w.close().expect("close");
@@ -179,8 +194,15 @@ fn read(name: &str, args: &[String], view: bool, latest: bool, until_gone: bool)
         }
     };
     r.set_latest_only(latest);
+    if let Some(spin) = arg::<f64>(args, "--spin") {
+        r.set_spin(Duration::from_secs_f64(spin));
+    }
+    let strict_after: Option<u64> = arg(args, "--strict-after");
     eprintln!("reader ready");
     while got < frames {
+        if strict_after == Some(got) {
+            enter_strict();
+        }
         let res = if view {
             r.next_view(Some(timeout)).map(|v| {
                 let ok = check(v.index, v.data());
@@ -254,9 +276,70 @@ fn read(name: &str, args: &[String], view: bool, latest: bool, until_gone: bool)
         last_index.map_or(-1, |i| i as i64),
         shapes.len()
     );
+    if strict_after.is_some_and(|k| k < got) {
+        strict_exit("reader strict ok\n");
+    }
     std::process::exit(if torn == 0 { 0 } else { 1 });
 }
 
 fn bytemuck_read(b: &[u8]) -> PeerMeta {
     shmframe::__bytemuck::pod_read_unaligned(b)
+}
+
+/// Enters a strict seccomp filter: from here on any system call but `write`, `exit`,
+/// `exit_group` and `rt_sigreturn` kills the process with SIGKILL. (Not seccomp's own strict
+/// mode: on x86 that also disables `rdtsc`, which the vDSO clock needs.)
+fn enter_strict() {
+    const LD_NR: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS: the syscall number (offset 0)
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const KILL_PROCESS: u32 = 0x8000_0000;
+    const ALLOW: u32 = 0x7fff_0000;
+    let allowed = [
+        libc::SYS_write,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+        libc::SYS_rt_sigreturn,
+    ];
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut prog = vec![op(LD_NR, 0, 0, 0)];
+    for (i, nr) in allowed.iter().enumerate() {
+        // Equal: jump to the ALLOW at the end; else try the next number.
+        prog.push(op(JEQ, (allowed.len() - i) as u8, 0, *nr as u32));
+    }
+    prog.push(op(RET, 0, 0, KILL_PROCESS));
+    prog.push(op(RET, 0, 0, ALLOW));
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: prctl with constant arguments; then seccomp(2) with a filter program that lives
+    // until the call returns (the kernel copies it). Neither touches Rust-managed memory.
+    let r = unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            -1
+        } else {
+            libc::syscall(
+                libc::SYS_seccomp,
+                1, /* SECCOMP_SET_MODE_FILTER */
+                0,
+                &fprog,
+            )
+        }
+    };
+    if r != 0 {
+        eprintln!("error: seccomp: {}", std::io::Error::last_os_error());
+        std::process::exit(6);
+    }
+    eprintln!("strict mode");
+}
+
+/// Leaves strict mode the only ways it allows: `write` the line to stderr (`eprint!` is
+/// unbuffered), then `exit` of this, the only, thread, skipping every destructor and `atexit`
+/// handler (which would make system calls). The test removes the channel's objects.
+fn strict_exit(line: &str) -> ! {
+    eprint!("{line}");
+    // SAFETY: `exit` of the only thread ends the process; no Rust state is used after it.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("exit returned");
 }

@@ -68,11 +68,14 @@ fn status(ch: &Channel) -> ChannelStatus {
     let seg = &ch.seg;
     let (uid, mode, bytes) = seg.stat().unwrap_or((u32::MAX, 0, seg.len() as u64));
     let newest = ring::newest_after(ch.stamps(), None);
-    let last_frame = newest.and_then(|(slot, index)| {
-        let d = ch.read_desc(slot).ok()?;
-        Some((index, d.dtype, d.shape))
-    });
-    let last_ts = seg.atomic_u64(off::LAST_TIMESTAMP).load(Ordering::Relaxed);
+    let newest = newest.and_then(|(slot, index)| Some((index, ch.read_desc(slot).ok()?)));
+    // The header's copy of the publish time lags by up to a millisecond; the newest slot's is
+    // exact.
+    let last_ts = newest.as_ref().map_or_else(
+        || seg.atomic_u64(off::LAST_TIMESTAMP).load(Ordering::Relaxed),
+        |(_, d)| d.timestamp_ns,
+    );
+    let last_frame = newest.map(|(index, d)| (index, d.dtype, d.shape));
     let now = monotonic_ns();
     ChannelStatus {
         name: ch.name.to_string(),

@@ -208,6 +208,10 @@ pub mod off {
     pub const E_PINS: usize = offset_of!(PinEntry, pins);
     /// `PinEntry::sleeping`, from the entry's start.
     pub const E_SLEEPING: usize = offset_of!(PinEntry, sleeping);
+    /// `PinEntry::pid`, from the entry's start.
+    pub const E_PID: usize = offset_of!(PinEntry, pid);
+    /// `PinEntry::cursor`, from the entry's start.
+    pub const E_CURSOR: usize = offset_of!(PinEntry, cursor);
 }
 
 /// The schema header at [`SCHEMA_OFFSET`], followed by `field_count` [`FieldEntry`]s.
@@ -305,7 +309,11 @@ pub struct PinEntry {
     pub sleeping: AtomicU32,
     /// The reader's process id (informational; liveness is the entry's lock).
     pub pid: AtomicU32,
-    _reserved: [u8; 40],
+    /// One more than the index of the last frame the reader took: it has taken or passed over
+    /// every frame below (0: it may still want any; `u64::MAX`: the entry is free). A hint for the
+    /// writer's choice of slot, never for safety.
+    pub cursor: AtomicU64,
+    _reserved: [u8; 32],
 }
 
 /// First bytes of the handshake message a socket-serving writer sends each connecting reader.
@@ -399,6 +407,7 @@ const _: () = {
     assert!(size_of::<PinEntry>() == 64);
     assert!(offset_of!(PinEntry, sleeping) == 16);
     assert!(offset_of!(PinEntry, pid) == 20);
+    assert!(offset_of!(PinEntry, cursor) == 24);
     assert!(pin_entry_offset(PIN_ENTRIES) <= PINS_SIZE);
     assert!(size_of::<Hello>() == 24);
     assert!(offset_of!(Hello, version) == 8);

@@ -1,7 +1,8 @@
 //! The pin table: a second object per channel, `shmframe-pins.NAME.LINEAGE`, that readers map
 //! read-write while the channel itself stays read-only to them. Each attached reader owns one
-//! [`PinEntry`](crate::layout::PinEntry): a pin word per ring parity (bit `s`: slot `s` pinned)
-//! and a sleeping flag. A reader owns its entry through an exclusive lock on the entry's first
+//! [`PinEntry`](crate::layout::PinEntry): a pin word per ring parity (bit `s`: slot `s` pinned),
+//! a sleeping flag and a cursor (the frames it is done with, which tells the writer which slots
+//! to reuse first). A reader owns its entry through an exclusive lock on the entry's first
 //! byte, taken once when it attaches; the writer tests that lock only when it finds a slot pinned,
 //! so the pins of a `kill -9`ed reader are reclaimed the first time they are in the way. Pinning
 //! and unpinning are read-modify-writes in shared memory, no system call (see `ring::claim`).
@@ -125,6 +126,32 @@ impl Pins {
             .atomic_u32(pin_entry_offset(e) as usize + off::E_SLEEPING)
     }
 
+    fn entry_cursor(&self, e: u32) -> &AtomicU64 {
+        self.seg
+            .atomic_u64(pin_entry_offset(e) as usize + off::E_CURSOR)
+    }
+
+    /// Every attached reader has taken or passed over every frame below the index returned
+    /// (`u64::MAX` with no reader): the writer's hint for which slots it may reuse first. Also
+    /// the entries (bit `e`: entry `e`) whose reader has yet to take a frame below `behind`: a
+    /// reader that lags that far, or a dead one that left its entry as it was.
+    pub fn taken(&self, behind: u64) -> (u64, u64) {
+        let (mut taken, mut lagging) = (u64::MAX, 0u64);
+        for e in 0..self.used() {
+            let cursor = self.entry_cursor(e).load(Ordering::Relaxed);
+            taken = taken.min(cursor);
+            if cursor < behind {
+                lagging |= 1 << e;
+            }
+        }
+        (taken, lagging)
+    }
+
+    /// Entry `e`'s cursor.
+    pub fn cursor(&self, e: u32) -> u64 {
+        self.entry_cursor(e).load(Ordering::Relaxed)
+    }
+
     /// The count of sleeping readers.
     pub fn sleepers(&self) -> &AtomicU32 {
         self.seg.atomic_u32(off::P_SLEEPERS)
@@ -173,8 +200,9 @@ impl Pins {
         self.reclaim(sleeping);
     }
 
-    /// Clears entry `e`, whose lock the caller holds.
+    /// Clears entry `e`, whose lock the caller holds, and marks it free.
     fn clear_entry(&self, e: u32) {
+        self.entry_cursor(e).store(u64::MAX, Ordering::Relaxed);
         self.entry_word(e, 0).store(0, Ordering::Release);
         self.entry_word(e, 1).store(0, Ordering::Release);
         if self.entry_sleeping(e).swap(0, Ordering::AcqRel) != 0 {
@@ -182,9 +210,9 @@ impl Pins {
         }
     }
 
-    /// Claims a free entry for a reader: the first whose lock it can take. `None` if all are
-    /// held.
-    pub fn attach(self: Arc<Self>) -> Result<Option<Entry>, Errno> {
+    /// Claims a free entry for a reader that wants the frames from index `taken` on: the first
+    /// entry whose lock it can take. `None` if all are held.
+    pub fn attach(self: Arc<Self>, taken: u64) -> Result<Option<Entry>, Errno> {
         for e in 0..PIN_ENTRIES {
             if !self.seg.try_lock_byte(pin_entry_offset(e))? {
                 continue;
@@ -192,8 +220,9 @@ impl Pins {
             // A dead reader may have left pins and a sleeping flag behind.
             self.clear_entry(e);
             self.seg
-                .atomic_u32(pin_entry_offset(e) as usize + 20)
+                .atomic_u32(pin_entry_offset(e) as usize + off::E_PID)
                 .store(std::process::id(), Ordering::Relaxed);
+            self.entry_cursor(e).store(taken, Ordering::Relaxed);
             self.seg
                 .atomic_u32(off::P_USED)
                 .fetch_max(e + 1, Ordering::AcqRel);
@@ -239,6 +268,13 @@ impl Entry {
             ring::unpin(word, bit);
         }
         false
+    }
+
+    /// Tells the writer that this reader has taken or passed over every frame below `taken`.
+    pub fn set_taken(&self, taken: u64) {
+        self.pins
+            .entry_cursor(self.index)
+            .store(taken, Ordering::Relaxed);
     }
 
     /// `true` in a `fork()`ed child of the process that attached: the entry (and its lock) is

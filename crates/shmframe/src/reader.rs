@@ -71,9 +71,9 @@ fn start_position(ch: &Channel) -> Option<u64> {
     ch.head_acquire().checked_sub(2)
 }
 
-/// Claims a pin-table entry for a reader of `ch`.
-fn attach(ch: &Channel) -> Result<Arc<Entry>, OpenError> {
-    match ch.pins.clone().attach() {
+/// Claims a pin-table entry for a reader of `ch` whose last frame was `last`.
+fn attach(ch: &Channel, last: Option<u64>) -> Result<Arc<Entry>, OpenError> {
+    match ch.pins.clone().attach(last.map_or(0, |l| l + 1)) {
         Ok(Some(e)) => Ok(Arc::new(e)),
         Ok(None) => Err(OpenError::TooManyReaders {
             name: ch.name.to_string(),
@@ -141,9 +141,10 @@ impl Reader {
     }
 
     fn attached(ch: Channel) -> Result<Reader, OpenError> {
+        let last = start_position(&ch);
         Ok(Reader {
-            entry: attach(&ch)?,
-            last: start_position(&ch),
+            entry: attach(&ch, last)?,
+            last,
             ch,
             detached: false,
             spin: Duration::ZERO,
@@ -326,6 +327,7 @@ impl Reader {
                 return Err(self.truncated());
             }
             self.last = Some(index);
+            self.entry.set_taken(index + 1);
             return Ok(Some(view));
         }
         // The writer laps the ring faster than we can pin; wait for the next wake-up.
@@ -396,10 +398,10 @@ impl Reader {
             let Some(ch) = found else {
                 return Err(self.detach());
             };
-            self.entry = attach(&ch)?;
             if ch.hf.lineage != self.ch.hf.lineage {
                 self.last = start_position(&ch);
             }
+            self.entry = attach(&ch, self.last)?;
             self.ch = ch;
             self.detached = false;
             if !self.ch.is_closed() || self.find(false).is_some() {
@@ -485,8 +487,16 @@ impl Reader {
             };
             if !self.spin.is_zero() {
                 let until = Instant::now() + self.spin;
-                while self.ch.wake().load(Ordering::Relaxed) == seen && Instant::now() < until {
-                    std::hint::spin_loop();
+                'spin: loop {
+                    for _ in 0..256 {
+                        if self.ch.wake().load(Ordering::Relaxed) != seen {
+                            break 'spin;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    if Instant::now() >= until {
+                        break;
+                    }
                 }
                 if self.ch.wake().load(Ordering::Relaxed) != seen {
                     continue;

@@ -36,6 +36,8 @@ pub(crate) mod primitive {
 #[allow(unused_imports)]
 use primitive::{AtomicU32, AtomicU64, Ordering};
 
+use crate::layout::MAX_SLOTS;
+
 /// A 64-bit word in shared memory: a slot's stamp or a reader's pin word. The library passes the
 /// `std` atomic that lives in the mapping; the loom model checks pass loom's, so that the very
 /// functions below are what loom explores (the rest of the library keeps `std` atomics, which are
@@ -215,10 +217,49 @@ pub fn newest_after(stamps: impl Iterator<Item = u64>, after: Option<u64>) -> Op
     best
 }
 
-/// The order in which the writer tries slots for its next frame: starting after the slot it used
-/// last, so that the oldest frame is overwritten first; pinned slots are skipped by the caller.
-pub fn write_order(last: u32, slot_count: u32) -> impl Iterator<Item = u32> {
-    (1..=slot_count).map(move |k| (last + k) % slot_count)
+/// The order in which the writer tries slots for its next frame (pinned ones are skipped by the
+/// caller). `stamps` yields every slot's stamp, `last` is the slot of the newest frame, and every
+/// attached reader has taken or passed over every frame below `taken`.
+///
+/// 1. Slots whose frame every reader is done with, the most recently written first. While readers
+///    keep up the writer then alternates between two slots, whose bytes are still in the caches
+///    when it writes them again, instead of sweeping the whole ring through memory.
+/// 2. Empty slots (never written, or a write was abandoned).
+/// 3. Frames some reader has yet to take, the oldest first: a reader that lags keeps the most
+///    frames it can.
+/// 4. The newest frame, last: a reader attaching now wants it.
+pub fn write_order(last: u32, stamps: impl Iterator<Item = u64>, taken: u64) -> WriteOrder {
+    let mut keyed = [(0u8, 0u64, 0u32); MAX_SLOTS as usize];
+    let mut n = 0;
+    for (slot, stamp) in (0u32..MAX_SLOTS).zip(stamps) {
+        keyed[n] = match stable_index(stamp) {
+            _ if slot == last => (3, 0, slot),
+            Some(i) if i < taken => (0, u64::MAX - i, slot),
+            Some(i) => (2, i, slot),
+            None => (1, 0, slot),
+        };
+        n += 1;
+    }
+    keyed[..n].sort_unstable();
+    WriteOrder { keyed, n, next: 0 }
+}
+
+/// The slots of [`write_order`], in order.
+pub struct WriteOrder {
+    /// (class, rank within the class, slot), sorted.
+    keyed: [(u8, u64, u32); MAX_SLOTS as usize],
+    n: usize,
+    next: usize,
+}
+
+impl Iterator for WriteOrder {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let slot = self.keyed[..self.n].get(self.next)?.2;
+        self.next += 1;
+        Some(slot)
+    }
 }
 
 /// Why [`claim`] did not give the writer its slot.
@@ -399,8 +440,17 @@ mod tests {
         assert_eq!(oldest_after(st.iter().copied(), Some(7)), None);
         assert_eq!(newest_after(st.iter().copied(), Some(5)), Some((0, 7)));
         assert_eq!(newest_after(st.iter().copied(), Some(7)), None);
-        assert_eq!(write_order(1, 3).collect::<Vec<_>>(), vec![2, 0, 1]);
-        assert_eq!(write_order(2, 3).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let order = |last, taken| write_order(last, st.iter().copied(), taken).collect::<Vec<_>>();
+        // Nobody is done with anything: empty slots, then the oldest frames; the newest last.
+        assert_eq!(order(0, 0), vec![2, 3, 1, 4, 0]);
+        // Every reader took frames 5 and 6: the most recent of those first.
+        assert_eq!(order(0, 7), vec![4, 1, 2, 3, 0]);
+        // No reader at all (`taken` = u64::MAX): the slot of the newest frame still comes last.
+        assert_eq!(order(0, u64::MAX), vec![4, 1, 2, 3, 0]);
+        // Two slots: always the other one first.
+        let two = [stable_stamp(3), stable_stamp(4)];
+        assert_eq!(write_order(1, two.iter().copied(), 0).next(), Some(0));
+        assert_eq!(write_order(0, two.iter().copied(), 9).next(), Some(1));
     }
 
     /// A writer thread laps a two-slot ring while two reader threads copy and validate. Every
@@ -425,7 +475,7 @@ mod tests {
             scope.spawn(move || {
                 let mut last = 1;
                 for i in 0..frames {
-                    let k = write_order(last, 2).next().unwrap();
+                    let k = write_order(last, [0, 0].into_iter(), 0).next().unwrap();
                     let slot = &slots[k as usize];
                     begin_write(&slot.stamp, i);
                     for w in &slot.data {
@@ -553,7 +603,7 @@ mod loom_tests {
                 thread::spawn(move || {
                     let mut last = 1;
                     for i in 0..3u64 {
-                        let s = write_order(last, 2).next().unwrap();
+                        let s = write_order(last, [0, 0].into_iter(), 0).next().unwrap();
                         slots[s as usize].write(i);
                         last = s;
                     }
@@ -767,7 +817,7 @@ mod loom_tests {
                     let mut last = 1;
                     let mut published = 0;
                     for i in 0..3u64 {
-                        let Some(s) = write_order(last, 2).find(|&s| {
+                        let Some(s) = write_order(last, [0, 0].into_iter(), 0).find(|&s| {
                             let stamp = &slots[s as usize].stamp;
                             if rmw {
                                 claim(stamp, i, 1 << s, pins.iter()).is_ok()

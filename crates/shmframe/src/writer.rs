@@ -153,11 +153,18 @@ pub struct Writer {
     last_slot: u32,
     fps_ewma: f64,
     last_ts: u64,
+    /// When `fps_milli` and `last_timestamp_ns` were last stored.
+    info_ts: u64,
     closed: bool,
     loaned: Option<(u32, std::sync::Weak<()>)>,
     /// When each pin entry was last found alive (monotonic ns), so that a live reader's pin in
     /// the way costs a lock test at most every [`ALIVE_RECHECK_NS`].
     alive_checked: [u64; PIN_ENTRIES as usize],
+    /// Each lagging entry's cursor when last looked at, and since when it has not moved.
+    cursor_seen: [(u64, u64); PIN_ENTRIES as usize],
+    /// Since when each slot of the current ring has been found pinned at every claim (0: it was
+    /// not, or has been claimed since).
+    pinned_since: [u64; MAX_SLOTS as usize],
     /// Consecutive `FUTEX_WAKE`s that woke nobody (a sleeper count left by a dead reader).
     idle_wakes: u32,
     born: u64,
@@ -166,6 +173,9 @@ pub struct Writer {
 }
 
 const ALIVE_RECHECK_NS: u64 = 100_000_000;
+
+/// How often at most the writer updates the header's `fps_milli` and `last_timestamp_ns`.
+const INFO_INTERVAL_NS: u64 = 1_000_000;
 /// Passes over the ring before a frame is dropped as "all slots pinned".
 const CLAIM_PASSES: u32 = 4;
 
@@ -384,9 +394,12 @@ impl Writer {
             last_slot: geom.slot_count - 1,
             fps_ewma: 0.0,
             last_ts: 0,
+            info_ts: 0,
             closed: false,
             loaned: None,
             alive_checked: [0; PIN_ENTRIES as usize],
+            cursor_seen: [(u64::MAX, 0); PIN_ENTRIES as usize],
+            pinned_since: [0; MAX_SLOTS as usize],
             idle_wakes: 0,
             born: crate::fork::generation(),
             served,
@@ -523,6 +536,7 @@ impl Writer {
         self.ch.wake().fetch_add(1, Ordering::Release);
         wake::wake_all(self.ch.wake());
         self.last_slot = geom.slot_count - 1;
+        self.pinned_since = [0; MAX_SLOTS as usize];
         Ok(())
     }
 
@@ -596,7 +610,7 @@ impl Writer {
         // wants, so one pass can find every slot pinned although no reader holds more than one
         // view. Only a slot pinned in every pass counts as truly pinned.
         for pass in 0..CLAIM_PASSES {
-            if let Some(slot) = self.claim_pass() {
+            if let Some(slot) = self.claim_pass(pass > 0) {
                 return Ok(slot);
             }
             if pass > 0 {
@@ -609,26 +623,82 @@ impl Writer {
         })
     }
 
-    /// One look at every slot, oldest frame first; reclaims the pins of dead readers in the way.
-    fn claim_pass(&mut self) -> Option<u32> {
-        for slot in ring::write_order(self.last_slot, self.ch.geom.slot_count) {
+    /// One look at every slot, in [`ring::write_order`]; reclaims the pins of dead readers in the
+    /// way.
+    /// With `stuck` (an earlier pass found every slot pinned), pinning readers are tested for
+    /// liveness at once rather than after [`ALIVE_RECHECK_NS`] of pinning.
+    fn claim_pass(&mut self, stuck: bool) -> Option<u32> {
+        let count = self.ch.geom.slot_count;
+        let (mut taken, lagging) = self
+            .ch
+            .pins
+            .taken(self.next_index.saturating_sub(count as u64));
+        if lagging != 0 && self.reclaim_stalled(lagging) {
+            taken = self.ch.pins.taken(0).0;
+        }
+        let stamps = (0..count).map(|s| self.ch.stamp(s).load(Ordering::Relaxed));
+        let mut pinned = 0u64;
+        let mut found = None;
+        for slot in ring::write_order(self.last_slot, stamps, taken) {
             let words = self.ch.pins.words(self.ch.parity());
             match ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words) {
-                Ok(()) => return Some(slot),
-                Err(p) if self.reclaim(p.entries) => {
+                Ok(()) => found = Some(slot),
+                Err(p) if (self.pinned_long(slot) || stuck) && self.reclaim(p.entries) => {
                     let words = self.ch.pins.words(self.ch.parity());
-                    if ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words).is_ok() {
-                        return Some(slot);
+                    match ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words) {
+                        Ok(()) => found = Some(slot),
+                        Err(_) => pinned |= 1 << slot,
                     }
                 }
-                Err(_) => {}
+                Err(_) => pinned |= 1 << slot,
+            }
+            if found.is_some() {
+                break;
             }
         }
-        None
+        // A slot not found pinned this time starts afresh.
+        for (slot, since) in self.pinned_since.iter_mut().enumerate() {
+            if pinned & (1 << slot) == 0 {
+                *since = 0;
+            }
+        }
+        found
+    }
+
+    /// `true` once `slot` has been found pinned at every claim for [`ALIVE_RECHECK_NS`] (at every
+    /// pass that tried it; see `claim_pass`): only then are its pinning readers tested for
+    /// liveness. A reader holding its newest view for a
+    /// moment, as a spinning reader always does, costs the writer no system call.
+    fn pinned_long(&mut self, slot: u32) -> bool {
+        let now = monotonic_ns();
+        let since = &mut self.pinned_since[slot as usize];
+        if *since == 0 {
+            *since = now;
+        }
+        now.saturating_sub(*since) >= ALIVE_RECHECK_NS
+    }
+
+    /// Of the entries in `lagging` (a whole ring behind), tests the liveness of those whose
+    /// cursor has not moved for [`ALIVE_RECHECK_NS`]: a reader that exited without clearing its
+    /// entry, or one that takes no frame for that long. A reader that keeps taking frames, however
+    /// far behind, costs no system call. `true` if any entry was reclaimed.
+    fn reclaim_stalled(&mut self, lagging: u64) -> bool {
+        let now = monotonic_ns();
+        let mut due = 0u64;
+        for e in (0..PIN_ENTRIES).filter(|e| lagging & (1 << e) != 0) {
+            let (cursor, i) = (self.ch.pins.cursor(e), e as usize);
+            if cursor != self.cursor_seen[i].0 {
+                self.cursor_seen[i] = (cursor, now);
+            } else if now.saturating_sub(self.cursor_seen[i].1) >= ALIVE_RECHECK_NS {
+                due |= 1 << e;
+            }
+        }
+        due != 0 && self.reclaim(due)
     }
 
     /// Tests the liveness of the pin entries in `entries` (not more often than every
-    /// [`ALIVE_RECHECK_NS`] each) and reclaims the dead ones. `true` if any was reclaimed.
+    /// [`ALIVE_RECHECK_NS`] each: a live reader in the way costs one `fcntl` per interval) and
+    /// reclaims the dead ones. `true` if any was reclaimed.
     fn reclaim(&mut self, entries: u64) -> bool {
         let now = monotonic_ns();
         let mut due = 0u64;
@@ -681,24 +751,10 @@ impl Writer {
         }
         let index = self.next_index;
         let ts = monotonic_ns();
-        let seg = &self.ch.seg;
-        seg.atomic_u64(self.ch.slot_offset(slot) + off::S_TIMESTAMP)
+        self.ch
+            .seg
+            .atomic_u64(self.ch.slot_offset(slot) + off::S_TIMESTAMP)
             .store(ts, Ordering::Relaxed);
-        seg.atomic_u64(off::LAST_TIMESTAMP)
-            .store(ts, Ordering::Relaxed);
-        if self.last_ts != 0 && ts > self.last_ts {
-            let inst = 1e9 / (ts - self.last_ts) as f64;
-            self.fps_ewma = if self.fps_ewma == 0.0 {
-                inst
-            } else {
-                0.9 * self.fps_ewma + 0.1 * inst
-            };
-            seg.atomic_u32(off::FPS_MILLI).store(
-                (self.fps_ewma * 1000.0).min(u32::MAX as f64) as u32,
-                Ordering::Relaxed,
-            );
-        }
-        self.last_ts = ts;
         let sleepers = self.ch.pins.sleepers();
         if ring::publish(
             self.ch.stamp(slot),
@@ -711,7 +767,38 @@ impl Writer {
         }
         self.last_slot = slot;
         self.next_index += 1;
+        self.note_rate(ts);
         Ok(index)
+    }
+
+    /// Keeps the frame-rate estimate, and stores it with the publish time in the header for
+    /// `shmframe info`: after the publish, and at most every [`INFO_INTERVAL_NS`], since spinning
+    /// readers watch the cache line these words share with `head` and `wake`.
+    fn note_rate(&mut self, ts: u64) {
+        if self.last_ts != 0 && ts > self.last_ts {
+            let inst = 1e9 / (ts - self.last_ts) as f64;
+            self.fps_ewma = if self.fps_ewma == 0.0 {
+                inst
+            } else {
+                0.9 * self.fps_ewma + 0.1 * inst
+            };
+        }
+        self.last_ts = ts;
+        if ts.saturating_sub(self.info_ts) < INFO_INTERVAL_NS {
+            return;
+        }
+        self.info_ts = ts;
+        self.store_info();
+    }
+
+    fn store_info(&self) {
+        let seg = &self.ch.seg;
+        seg.atomic_u64(off::LAST_TIMESTAMP)
+            .store(self.last_ts, Ordering::Relaxed);
+        seg.atomic_u32(off::FPS_MILLI).store(
+            (self.fps_ewma * 1000.0).min(u32::MAX as f64) as u32,
+            Ordering::Relaxed,
+        );
     }
 
     /// `FUTEX_WAKE`; after many wake-ups that woke nobody, clears the sleeping flags of dead
@@ -818,6 +905,7 @@ impl Writer {
             return Ok(());
         }
         self.closed = true;
+        self.store_info();
         let sleepers = self.ch.pins.sleepers();
         if ring::set_state(self.ch.state_word(), state, self.ch.wake(), sleepers) {
             wake::wake_all(self.ch.wake());

@@ -581,3 +581,157 @@ fn default_mode_is_0600_and_mode_is_exact() {
     ));
     assert!(g.leftovers().is_empty());
 }
+
+/// The writer reuses the slots every reader is done with, the most recently written first (two
+/// slots alternate, warm in the caches), and keeps the frames a lagging reader has yet to take.
+#[test]
+fn slots_readers_are_done_with_are_reused_first_and_wanted_frames_kept() {
+    let g = Guard::new("reuse");
+    let n = g.name.to_string();
+    let mut w = Writer::create(&n, WriterOptions::new().slots(4)).unwrap();
+    let mut index = 0u64;
+    let mut write = |w: &mut Writer| {
+        assert_eq!(
+            w.write(DType::U8, &[64], &pattern_frame(index, 64))
+                .unwrap(),
+            index
+        );
+        index += 1;
+    };
+    write(&mut w);
+    // A reader in another process takes frame 0, then dawdles 300 ms over each frame.
+    let mut r = peer(&["read", &n, "--frames", "4", "--hold-ms", "300"]);
+    r.wait_stderr("reader ready");
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..3 {
+        write(&mut w);
+    }
+    let (st, s) = r.summary();
+    assert!(st.success() && s.no_errors(), "{s:?}");
+    assert_eq!(
+        (s.num("frames"), s.num("missed"), s.num("last_index")),
+        (4, 0, 3),
+        "the lagging reader got every frame: {s:?}"
+    );
+    // Nobody reads now. The reader exited without clearing its entry: the writer tests it once
+    // it is a whole ring behind and its cursor has not moved for 100 ms, finds it dead, and from
+    // then on two slots take turns while the other two keep what they held.
+    for _ in 0..8 {
+        write(&mut w);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    for _ in 0..20 {
+        write(&mut w);
+    }
+    let s = channels::inspect(&n).unwrap();
+    let recent = s
+        .slot_frames
+        .iter()
+        .filter(|f| f.is_some_and(|i| i + 2 >= s.frames))
+        .count();
+    assert_eq!(recent, 2, "{:?} (head {})", s.slot_frames, s.frames);
+    assert!(
+        s.slot_frames
+            .iter()
+            .all(|f| f.is_none_or(|i| i + 2 >= s.frames || i + 10 < s.frames)),
+        "{:?}",
+        s.slot_frames
+    );
+    w.close().unwrap();
+    assert!(g.leftovers().is_empty());
+}
+
+/// Every stderr line a finished peer printed.
+fn stderr_of(p: &Proc) -> Vec<String> {
+    p.stderr.try_iter().map(|(_, l)| l).collect()
+}
+
+/// No system call on the hot path, proven by the kernel: the peers run their loops in seccomp
+/// strict mode, where any system call but `read`, `write` and `exit` kills the process. A writer
+/// publishing with no reader; then a writer and a spinning zero-copy reader exchanging frames.
+#[test]
+fn hot_path_makes_no_system_call_writer_alone_and_with_a_spinning_reader() {
+    let clock =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .unwrap_or_default();
+    if !["tsc", "kvm-clock", "arch_sys_counter"].contains(&clock.trim()) {
+        // Without a vDSO clock every clock read is a system call, ours included.
+        eprintln!("SKIPPED: clocksource {:?} has no vDSO path", clock.trim());
+        return;
+    }
+    let g = Guard::new("nosys");
+    let n = g.name.to_string();
+    let killed = |p: &Proc, st: std::process::ExitStatus| {
+        use std::os::unix::process::ExitStatusExt;
+        let why = if st.signal() == Some(libc::SIGKILL) {
+            " (SIGKILL: a system call)"
+        } else {
+            ""
+        };
+        format!("{st}{why}; stderr {:?}", stderr_of(p))
+    };
+    let mut w = peer(&[
+        "write",
+        &n,
+        "--frames",
+        "100000",
+        "--shape",
+        "8x8x1",
+        "--strict-after",
+        "1000",
+    ]);
+    let st = w.wait();
+    assert!(st.success(), "writer alone: {}", killed(&w, st));
+    assert!(stderr_of(&w)
+        .iter()
+        .any(|l| l == "writer strict ok frames=100000"));
+    channels::remove(&n).unwrap();
+    assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
+
+    // A writer publishes 1,000 frames/s for 0.5 s (time for the reader to attach), then enters
+    // strict mode and publishes at full rate for 60 ms. The reader, spinning (never sleeping),
+    // takes 10 frames, then 600 more in strict mode: those it can take only once the writer is in
+    // strict mode too. It exits without clearing its entry (strict mode allows no clean-up), which
+    // the writer would test only after 100 ms without progress: never within its 60 ms.
+    let mut w = peer(&[
+        "write",
+        &n,
+        "--shape",
+        "8x8x1",
+        "--fps",
+        "1000",
+        "--strict-after",
+        "500",
+        "--strict-ms",
+        "60",
+    ]);
+    let mut r = peer(&[
+        "read",
+        &n,
+        "--view",
+        "--frames",
+        "1110",
+        "--spin",
+        "60",
+        "--strict-after",
+        "10",
+    ]);
+    let (st, s) = r.summary();
+    assert!(st.success(), "spinning reader: {}", killed(&r, st));
+    assert!(
+        stderr_of(&r).iter().any(|l| l == "reader strict ok"),
+        "{s:?}"
+    );
+    assert!(
+        s.no_errors() && s.num("frames") == 1110 && s.num("torn") == 0,
+        "{s:?}"
+    );
+    let st = w.wait();
+    assert!(
+        st.success(),
+        "writer with a spinning reader: {}",
+        killed(&w, st)
+    );
+    channels::remove(&n).unwrap();
+    assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
+}
