@@ -1215,17 +1215,29 @@ pub struct shmframe_reader {
     inner: Mutex<sf::Reader>,
 }
 
-fn open_reader(name: &str, timeout_ms: i64) -> Result<sf::Reader, OpenError> {
+/// A reader from `attempt(None)` (no waiting) or `attempt(Some(t))` (waiting up to `t`) as
+/// `timeout_ms` says (< 0: forever, in hour-long waits).
+fn wait_reader(
+    timeout_ms: i64,
+    attempt: impl Fn(Option<Duration>) -> Result<sf::Reader, OpenError>,
+) -> Result<sf::Reader, OpenError> {
     match timeout(timeout_ms) {
-        Some(Duration::ZERO) => sf::Reader::open(name),
-        Some(t) => sf::Reader::open_wait(name, t),
+        Some(Duration::ZERO) => attempt(None),
+        Some(t) => attempt(Some(t)),
         None => loop {
-            match sf::Reader::open_wait(name, Duration::from_secs(3600)) {
-                Err(OpenError::Timeout { .. }) => continue,
+            match attempt(Some(Duration::from_secs(3600))) {
+                Err(OpenError::Timeout { .. } | OpenError::SocketTimeout { .. }) => continue,
                 other => break other,
             }
         },
     }
+}
+
+fn open_reader(name: &str, timeout_ms: i64) -> Result<sf::Reader, OpenError> {
+    wait_reader(timeout_ms, |t| match t {
+        None => sf::Reader::open(name),
+        Some(t) => sf::Reader::open_wait(name, t),
+    })
 }
 
 /// Opens channel `name` and stores its reader in `*out`. `timeout_ms`: 0, the channel must
@@ -1265,16 +1277,10 @@ pub unsafe extern "C" fn shmframe_reader_open(
 }
 
 fn connect_reader(path: &Path, timeout_ms: i64) -> Result<sf::Reader, OpenError> {
-    match timeout(timeout_ms) {
-        Some(Duration::ZERO) => sf::Reader::connect(path),
+    wait_reader(timeout_ms, |t| match t {
+        None => sf::Reader::connect(path),
         Some(t) => sf::Reader::connect_wait(path, t),
-        None => loop {
-            match sf::Reader::connect_wait(path, Duration::from_secs(3600)) {
-                Err(OpenError::SocketTimeout { .. }) => continue,
-                other => break other,
-            }
-        },
-    }
+    })
 }
 
 /// Connects to the writer serving a channel on the Unix socket at `path`

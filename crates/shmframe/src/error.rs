@@ -373,12 +373,15 @@ pub enum ReadError {
         pid: u32,
     },
     /// The writer died without closing the channel.
-    #[error("the writer of channel `{name}` (pid {pid}) is gone (it died without closing the channel); restart it — this reader resumes by itself when a new writer takes the name over (if the writer's container owned this IPC namespace, restart the readers too)")]
+    #[error("the writer of channel `{name}` (pid {pid}) is gone (it died without closing the channel); restart it — {resumes}")]
     WriterGone {
         /// The channel.
         name: String,
         /// The dead writer's pid.
         pid: u32,
+        /// How this reader carries on: by name (a new writer takes the name over), or on the
+        /// socket it connected to (a new writer serves it again).
+        resumes: String,
     },
     /// The writer closed the channel.
     #[error("the writer of channel `{name}` (pid {pid}) closed it; this reader resumes by itself if a new writer starts under that name")]

@@ -346,7 +346,16 @@ impl Reader {
         if self.ch.is_closed() {
             ReadError::Closed { name, pid }
         } else {
-            ReadError::WriterGone { name, pid }
+            let resumes = match &self.ch.link {
+                Some(l) => format!(
+                    "this reader resumes by itself when a new writer serves {} again",
+                    l.path().display()
+                ),
+                None => "this reader resumes by itself when a new writer takes the name over (if \
+                         the writer's container owned this IPC namespace, restart the readers too)"
+                    .into(),
+            };
+            ReadError::WriterGone { name, pid, resumes }
         }
     }
 

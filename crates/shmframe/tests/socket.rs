@@ -219,6 +219,15 @@ fn readers_see_the_writers_death_through_the_socket() {
         matches!(e, ReadError::WriterGone { .. }),
         "expected WriterGone, got {e}"
     );
+    // What to do next names the socket, not an IPC namespace the channel never used.
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "serves {} again",
+            r.socket_path().unwrap().display()
+        )) && !text.contains("IPC namespace"),
+        "{text}"
+    );
     assert!(!r.writer_alive(), "hang-up and lock both gone");
     // Where io_uring watches the connection the blocked reader wakes on the hang-up itself;
     // elsewhere at its next liveness check (every 200 ms). Shown, not asserted.
