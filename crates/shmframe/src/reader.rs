@@ -40,6 +40,8 @@ pub struct Reader {
     detached: bool,
     spin: Duration,
     latest_only: bool,
+    /// When a timeout last tested the writer's liveness (a lock probe, one `fcntl`).
+    probed: Option<Instant>,
     readiness: Option<Arc<Registration>>,
     #[cfg(feature = "tokio")]
     pub(crate) aio: Option<crate::aio::AsyncReadiness>,
@@ -149,6 +151,7 @@ impl Reader {
             detached: false,
             spin: Duration::ZERO,
             latest_only: false,
+            probed: None,
             readiness: None,
             #[cfg(feature = "tokio")]
             aio: None,
@@ -514,7 +517,7 @@ impl Reader {
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
-                    if !self.ch.writer_alive() {
+                    if self.probe_due(now) && !self.ch.writer_alive() {
                         return Err(self.detach());
                     }
                     return Err(ReadError::Timeout {
@@ -545,6 +548,21 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Whether a timeout should test the writer's liveness now: at most every
+    /// [`LIVENESS_INTERVAL`], so that a caller polling with short timeouts (as the Python binding
+    /// does before it lets go of the interpreter) pays no system call per look, and still hears
+    /// of a dead writer within that interval.
+    fn probe_due(&mut self, now: Instant) -> bool {
+        if self
+            .probed
+            .is_some_and(|t| now.duration_since(t) < LIVENESS_INTERVAL)
+        {
+            return false;
+        }
+        self.probed = Some(now);
+        true
     }
 
     /// One look without waiting, for event loops: `Ok(None)` if nothing is ready, and then the
