@@ -380,6 +380,9 @@ fi
 # (b) docker kill of the writer: the reader (started first, waiting for the socket) reports it
 # gone; a new writer container on the same volume replaces the stale socket, and the reader goes
 # on. A container that only mounts the volume keeps the tmpfs mounted and looks into it.
+says_it_waits() {
+  d logs "$1" 2>&1 | grep -q "waiting up to .* for the channel served on \`$sock\`"
+}
 socket_killed() {
   local w="$name-skw" r="$name-skr" look="$name-slook" v="$name-skvol" rc=0 out t g
   sock_volume "$v" || return 1
@@ -387,7 +390,9 @@ socket_killed() {
   drun -d --name "$look" "${m[@]}" --entrypoint sleep "$img" infinity >/dev/null || return 1
   drun -d --name "$r" "${m[@]}" "$img" read --socket "$sock" --headless --frames 150 \
     --timeout 60 --json >/dev/null || rc=1
-  sleep 0.5
+  # The writer starts only once the reader says it waits (a container may take longer to start
+  # than the reader's first 100 ms look at the socket).
+  until_ok 50 says_it_waits "$r" || rc=1
   drun -d --name "$w-1" "${m[@]}" "$img" write cam --socket "$sock" --fps 30 >/dev/null || rc=1
   sleep 2
   t="$(date +%s.%N)"

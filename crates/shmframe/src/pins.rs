@@ -3,8 +3,9 @@
 //! [`PinEntry`](crate::layout::PinEntry): a pin word per ring parity (bit `s`: slot `s` pinned),
 //! a sleeping flag and a cursor (the frames it is done with, which tells the writer which slots
 //! to reuse first). A reader owns its entry through an exclusive lock on the entry's first
-//! byte, taken once when it attaches; the writer tests that lock only when it finds a slot pinned,
-//! so the pins of a `kill -9`ed reader are reclaimed the first time they are in the way. Pinning
+//! byte, taken once when it attaches; the writer tests that lock only when a slot has stayed
+//! pinned for 100 ms (or every slot is pinned), so the pins of a `kill -9`ed reader are reclaimed
+//! soon after they get in the way, and a live reader's brief pins cost no system call. Pinning
 //! and unpinning are read-modify-writes in shared memory, no system call (see `ring::claim`).
 //!
 //! A process that may read the channel may also write this table: at worst it pins slots (the
