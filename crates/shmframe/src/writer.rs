@@ -624,8 +624,7 @@ impl Writer {
     }
 
     /// One look at every slot, in [`ring::write_order`]; reclaims the pins of dead readers in the
-    /// way.
-    /// With `stuck` (an earlier pass found every slot pinned), pinning readers are tested for
+    /// way. With `stuck` (an earlier pass found every slot pinned), pinning readers are tested for
     /// liveness at once rather than after [`ALIVE_RECHECK_NS`] of pinning.
     fn claim_pass(&mut self, stuck: bool) -> Option<u32> {
         let count = self.ch.geom.slot_count;
@@ -640,21 +639,17 @@ impl Writer {
         let mut pinned = 0u64;
         let mut found = None;
         for slot in ring::write_order(self.last_slot, stamps, taken) {
-            let words = self.ch.pins.words(self.ch.parity());
-            match ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words) {
-                Ok(()) => found = Some(slot),
+            let claimed = match self.try_claim(slot) {
                 Err(p) if (self.pinned_long(slot) || stuck) && self.reclaim(p.entries) => {
-                    let words = self.ch.pins.words(self.ch.parity());
-                    match ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words) {
-                        Ok(()) => found = Some(slot),
-                        Err(_) => pinned |= 1 << slot,
-                    }
+                    self.try_claim(slot)
                 }
-                Err(_) => pinned |= 1 << slot,
-            }
-            if found.is_some() {
+                other => other,
+            };
+            if claimed.is_ok() {
+                found = Some(slot);
                 break;
             }
+            pinned |= 1 << slot;
         }
         // A slot not found pinned this time starts afresh.
         for (slot, since) in self.pinned_since.iter_mut().enumerate() {
@@ -665,10 +660,16 @@ impl Writer {
         found
     }
 
+    /// [`ring::claim`] of `slot` for the next frame, against every reader's pin word.
+    fn try_claim(&self, slot: u32) -> Result<(), ring::Pinned> {
+        let words = self.ch.pins.words(self.ch.parity());
+        ring::claim(self.ch.stamp(slot), self.next_index, 1 << slot, words)
+    }
+
     /// `true` once `slot` has been found pinned at every claim for [`ALIVE_RECHECK_NS`] (at every
     /// pass that tried it; see `claim_pass`): only then are its pinning readers tested for
-    /// liveness. A reader holding its newest view for a
-    /// moment, as a spinning reader always does, costs the writer no system call.
+    /// liveness. A reader holding its newest view for a moment, as a spinning reader always
+    /// does, costs the writer no system call.
     fn pinned_long(&mut self, slot: u32) -> bool {
         let now = monotonic_ns();
         let since = &mut self.pinned_since[slot as usize];
