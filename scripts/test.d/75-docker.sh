@@ -380,8 +380,17 @@ fi
 # (b) docker kill of the writer: the reader (started first, waiting for the socket) reports it
 # gone; a new writer container on the same volume replaces the stale socket, and the reader goes
 # on. A container that only mounts the volume keeps the tmpfs mounted and looks into it.
+# holds PATTERN CMD...: CMD's output (stdout and stderr) contains PATTERN. The output is taken
+# whole before grep looks: `CMD | grep -q` under pipefail fails at random when grep exits at the
+# first match while CMD is still writing (SIGPIPE).
+holds() {
+  local pattern="$1" out
+  shift
+  out="$("$@" 2>&1)"
+  grep -q -- "$pattern" <<<"$out"
+}
 says_it_waits() {
-  d logs "$1" 2>&1 | grep -q "waiting up to .* for the channel served on \`$sock\`"
+  holds "waiting up to .* for the channel served on \`$sock\`" d logs "$1"
 }
 socket_killed() {
   local w="$name-skw" r="$name-skr" look="$name-slook" v="$name-skvol" rc=0 out t g
@@ -402,7 +411,7 @@ socket_killed() {
   echo "reader: writer gone after $g s: $(d logs "$r" 2>&1 | grep -o 'the writer of .* is gone' |
     head -n 1)"
   python3 -c 'import sys; sys.exit(not float(sys.argv[1]) <= 1.0)' "$g" 2>/dev/null || rc=1
-  d logs "$r" 2>&1 | grep -q "waiting up to .* for the channel served on \`$sock\`" || {
+  says_it_waits "$r" || {
     echo "the reader did not say that it waits for the socket"
     rc=1
   }
@@ -420,7 +429,7 @@ socket_killed() {
   out="$(d exec "$look" ls -A /run/shmframe)"
   echo "the volume with the second writer: [$out]"
   [ "$out" = cam.sock ] || rc=1
-  d exec "$look" shmframe info --socket "$sock" 2>&1 | grep -q '(alive)' || rc=1
+  holds '(alive)' d exec "$look" shmframe info --socket "$sock" || rc=1
   stop_leaves_nothing "$w-2" d exec "$look" ls -A /run/shmframe || rc=1
   [ "$rc" = 0 ] || d logs "$r" 2>&1 | tail -n 5
   d rm -f "$look" "$r" "$w-1" "$w-2" >/dev/null
