@@ -646,6 +646,18 @@ fn stderr_of(p: &Proc) -> Vec<String> {
     p.stderr.try_iter().map(|(_, l)| l).collect()
 }
 
+/// How a peer under the seccomp filter ended, and what it printed (SIGKILL: it made a system
+/// call the filter does not allow).
+fn killed(p: &Proc, st: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let why = if st.signal() == Some(libc::SIGKILL) {
+        " (SIGKILL: a system call)"
+    } else {
+        ""
+    };
+    format!("{st}{why}; stderr {:?}", stderr_of(p))
+}
+
 /// No system call on the hot path, proven by the kernel: the peers run their loops under a
 /// seccomp filter that kills the process on any system call but `write` and `exit`: here a
 /// writer publishing 100,000 frames with no reader.
@@ -655,15 +667,6 @@ fn stderr_of(p: &Proc) -> Vec<String> {
 fn hot_path_makes_no_system_call_writer_alone() {
     let g = Guard::new("nosys");
     let n = g.name.to_string();
-    let killed = |p: &Proc, st: std::process::ExitStatus| {
-        use std::os::unix::process::ExitStatusExt;
-        let why = if st.signal() == Some(libc::SIGKILL) {
-            " (SIGKILL: a system call)"
-        } else {
-            ""
-        };
-        format!("{st}{why}; stderr {:?}", stderr_of(p))
-    };
     let mut w = peer(&[
         "write",
         &n,
@@ -692,15 +695,6 @@ fn hot_path_makes_no_system_call_writer_alone() {
 fn hot_path_makes_no_system_call_with_a_spinning_reader() {
     let g = Guard::new("nosysr");
     let n = g.name.to_string();
-    let killed = |p: &Proc, st: std::process::ExitStatus| {
-        use std::os::unix::process::ExitStatusExt;
-        let why = if st.signal() == Some(libc::SIGKILL) {
-            " (SIGKILL: a system call)"
-        } else {
-            ""
-        };
-        format!("{st}{why}; stderr {:?}", stderr_of(p))
-    };
     // A writer publishes 1,000 frames/s for 0.5 s (time for the reader to attach), then enters
     // strict mode and publishes at full rate for 60 ms. The reader, spinning (never sleeping),
     // takes 10 frames, then 600 more in strict mode: those it can take only once the writer is in

@@ -870,9 +870,10 @@ fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
     // Served on a socket in the shared directory, it needs no /dev/shm at all. The writer and
     // the reader each get a PID namespace of their own too, as containers do: each side then
     // sees its peer as pid 0.
+    let own_pid_ns = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
     let serve = || {
         let argv = [
-            &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"][..],
+            &own_pid_ns[..],
             &[image.peer(), "write", &name, "--socket", &sock][..],
             &shape[..],
         ]
@@ -881,26 +882,17 @@ fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
         c.wait_for_line("writer ready");
         c
     };
+    let read = |frames: &str| {
+        let argv = [
+            &own_pid_ns[..],
+            &[image.peer(), "read", "-", "--socket", &sock, "--view"][..],
+            &["--frames", frames][..],
+        ]
+        .concat();
+        Container::start(Shm::Private("size=1m"), &[], &argv)
+    };
     let mut w = serve();
-    let reader = Container::start(
-        Shm::Private("size=1m"),
-        &[],
-        &[
-            "unshare",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-            image.peer(),
-            "read",
-            "-",
-            "--socket",
-            &sock,
-            "--frames",
-            "10",
-            "--view",
-        ],
-    );
+    let reader = read("10");
     assert_ne!(ns_link(reader.pid(), "ipc"), ns_link(w.pid(), "ipc"));
     assert_ne!(ns_link(reader.pid(), "mnt"), ns_link(w.pid(), "mnt"));
     Summary::from(reader.into_output()).assert_received(10);
@@ -923,20 +915,7 @@ fn socket_served_4k_frames_reach_another_namespace_whose_dev_shm_is_1mib() {
     }
     assert_eq!(vol.entries(), vec!["cam.sock".to_string()]);
     let _w2 = serve();
-    let again = Container::start(
-        Shm::Private("size=1m"),
-        &[],
-        &[
-            image.peer(),
-            "read",
-            "-",
-            "--socket",
-            &sock,
-            "--frames",
-            "5",
-        ],
-    );
-    Summary::from(again.into_output()).assert_received(5);
+    Summary::from(read("5").into_output()).assert_received(5);
 }
 
 #[test]

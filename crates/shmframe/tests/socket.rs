@@ -60,6 +60,21 @@ fn summary(mut p: Proc) -> String {
     line
 }
 
+/// A reader peer that connects to the socket in `dir`, takes `frames` zero-copy views and
+/// exits: its summary line.
+fn view_over_socket(dir: &Dir, frames: u32) -> String {
+    let frames = frames.to_string();
+    summary(peer(&[
+        "read",
+        "-",
+        "--socket",
+        &dir.s(),
+        "--view",
+        "--frames",
+        &frames,
+    ]))
+}
+
 fn num(line: &str, key: &str) -> i64 {
     let pat = format!("\"{key}\":");
     let at = line.find(&pat).unwrap_or_else(|| panic!("{key} in {line}")) + pat.len();
@@ -85,16 +100,7 @@ fn reader_receives_4k_frames_over_a_socket_and_nothing_is_named_in_dev_shm() {
         &dir.s(),
         &["--shape", "2160x3840x3", "--fps", "60", "--frames", "3600"],
     );
-    let r = peer(&[
-        "read",
-        "-",
-        "--socket",
-        &dir.s(),
-        "--view",
-        "--frames",
-        "20",
-    ]);
-    let line = summary(r);
+    let line = view_over_socket(&dir, 20);
     assert_eq!(
         (num(&line, "frames"), num(&line, "torn")),
         (20, 0),
@@ -340,16 +346,7 @@ fn growth_and_metadata_work_over_a_socket() {
         &dir.s(),
         &["--vary", "--meta", "--fps", "300", "--frames", "20000"],
     );
-    let r = peer(&[
-        "read",
-        "-",
-        "--socket",
-        &dir.s(),
-        "--view",
-        "--frames",
-        "120",
-    ]);
-    let line = summary(r);
+    let line = view_over_socket(&dir, 120);
     assert!(num(&line, "shapes") >= 3, "the ring grew: {line}");
     assert_eq!(num(&line, "torn"), 0, "{line}");
 }
