@@ -17,7 +17,8 @@ use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMet
 use pyo3::exceptions::{PyOSError, PyPermissionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 use shmframe::{
     CreateError, DType, Field, Frame, FrameView, OpenError, RawLoan, ReadError, Reader, Schema,
     WriteError, Writer, WriterOptions,
@@ -605,27 +606,190 @@ enum Stopped {
     Closed,
 }
 
-/// What a read returns to Python: (array, meta bytes or None, index, timestamp_ns, missed).
-type FrameTuple<'py> = (
-    Bound<'py, PyAny>,
-    Option<Bound<'py, PyBytes>>,
-    u64,
-    u64,
-    u64,
-);
-
-fn meta_bytes<'py>(py: Python<'py>, meta: &[u8]) -> Option<Bound<'py, PyBytes>> {
-    (!meta.is_empty()).then(|| PyBytes::new(py, meta))
+/// A received frame (a copy, yours to keep).
+///
+/// :ivar array: the frame's ndarray.
+/// :ivar meta: its metadata as a ctypes Structure rebuilt from the channel's schema, or None.
+/// :ivar index: the writer's frame index (0, 1, 2, … for one writer).
+/// :ivar timestamp_ns: the writer's ``CLOCK_MONOTONIC`` at publish (compare with
+///     :func:`monotonic_ns` or ``time.monotonic_ns()``).
+/// :ivar missed: frames published between the previous frame this reader received and this one.
+//
+// A native class, not a Python one: building it is on every frame's path, and a Python
+// `__init__` there cost more than the rest of the frame's trip from the wake-up on.
+#[pyclass(module = "shmframe", name = "Frame", get_all, set_all)]
+struct PyFrame {
+    array: Py<PyAny>,
+    meta: Py<PyAny>,
+    index: u64,
+    timestamp_ns: u64,
+    missed: u64,
 }
 
-fn frame_tuple<'py>(py: Python<'py>, f: &Frame) -> PyResult<FrameTuple<'py>> {
-    Ok((
-        array_copy(py, f.dtype, &f.shape, &f.data)?,
-        meta_bytes(py, &f.meta),
-        f.index,
-        f.timestamp_ns,
-        f.missed,
-    ))
+/// `Frame(array, meta, index, timestamp_ns, missed)`'s arguments.
+type FrameArgs = (Py<PyAny>, Py<PyAny>, u64, u64, u64);
+
+#[pymethods]
+impl PyFrame {
+    #[new]
+    fn new(array: Py<PyAny>, meta: Py<PyAny>, index: u64, timestamp_ns: u64, missed: u64) -> Self {
+        PyFrame {
+            array,
+            meta,
+            index,
+            timestamp_ns,
+            missed,
+        }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> (Bound<'py, PyType>, FrameArgs) {
+        let py = slf.py();
+        let f = slf.borrow();
+        (
+            slf.get_type(),
+            (
+                f.array.clone_ref(py),
+                f.meta.clone_ref(py),
+                f.index,
+                f.timestamp_ns,
+                f.missed,
+            ),
+        )
+    }
+
+    // The garbage collector's view: a frame may end up in a cycle (its metadata or a list
+    // holding it), which must be collectable like a Python object's.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.array)?;
+        visit.call(&self.meta)
+    }
+
+    fn __clear__(&mut self) {
+        Python::attach(|py| {
+            self.array = py.None();
+            self.meta = py.None();
+        });
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let a = self.array.bind(py);
+        Ok(format!(
+            "<shmframe.Frame index={} shape={} dtype={} missed={}>",
+            self.index,
+            a.getattr("shape")?.str()?,
+            a.getattr("dtype")?.str()?,
+            self.missed
+        ))
+    }
+}
+
+/// A frame read in place (zero-copy); see :meth:`Reader.view`.
+///
+/// Inside its ``with`` block, :attr:`array` is a read-only ndarray over the frame in shared
+/// memory, and it cannot change or tear: the slot is pinned, so the writer skips it. After the
+/// block, :attr:`array` raises :class:`Error`. An array you took out of the block stays valid
+/// memory (it owns the pin, which is released when the array is garbage-collected), but it pins
+/// a slot until then: copy what you need (``array.copy()``) instead of keeping it.
+///
+/// :ivar meta: the frame's metadata (a ctypes Structure) or None.
+/// :ivar index: the writer's frame index.
+/// :ivar timestamp_ns: the writer's ``CLOCK_MONOTONIC`` at publish.
+/// :ivar missed: frames published between the previous frame this reader received and this one.
+#[pyclass(module = "shmframe", name = "FrameView")]
+struct PyFrameView {
+    array: Option<Py<PyAny>>,
+    #[pyo3(get, set)]
+    meta: Py<PyAny>,
+    #[pyo3(get, set)]
+    index: u64,
+    #[pyo3(get, set)]
+    timestamp_ns: u64,
+    #[pyo3(get, set)]
+    missed: u64,
+}
+
+#[pymethods]
+impl PyFrameView {
+    #[new]
+    fn new(array: Py<PyAny>, meta: Py<PyAny>, index: u64, timestamp_ns: u64, missed: u64) -> Self {
+        PyFrameView {
+            array: Some(array),
+            meta,
+            index,
+            timestamp_ns,
+            missed,
+        }
+    }
+
+    /// The read-only zero-copy array; raises :class:`Error` after the ``with`` block.
+    #[getter]
+    fn array(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match &self.array {
+            Some(a) => Ok(a.clone_ref(py)),
+            None => Err(Error::new_err(format!(
+                "frame {} was released when its `with` block ended: use the array inside the \
+                 block, or copy it there (frame.array.copy())",
+                self.index
+            ))),
+        }
+    }
+
+    /// Drops this object's reference to the array (what leaving the ``with`` block does).
+    fn release(&mut self) {
+        self.array = None;
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&mut self, _exc: &Bound<'_, PyTuple>) {
+        self.release();
+    }
+
+    // As `Frame`'s; for a view it matters more: a view kept in a cycle would pin its slot.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.array.as_ref())?;
+        visit.call(&self.meta)
+    }
+
+    fn __clear__(&mut self) {
+        self.array = None;
+        self.meta = Python::attach(|py| py.None());
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let state = match &self.array {
+            Some(a) => format!("shape={}", a.bind(py).getattr("shape")?.str()?),
+            None => "released".to_string(),
+        };
+        Ok(format!("<shmframe.FrameView index={} {state}>", self.index))
+    }
+}
+
+/// A frame's metadata for Python: None without any; else `decode(bytes)` (the package turns
+/// them into its ctypes Structure), or the bytes themselves without `decode`.
+fn meta_of(py: Python<'_>, meta: &[u8], decode: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    if meta.is_empty() {
+        return Ok(py.None());
+    }
+    let raw = PyBytes::new(py, meta);
+    Ok(match decode {
+        Some(f) => f.call1((raw,))?.unbind(),
+        None => raw.into_any().unbind(),
+    })
+}
+
+/// A copied `Frame` (what `latest()` returns).
+fn frame_of(py: Python<'_>, f: &Frame, decode: Option<&Bound<'_, PyAny>>) -> PyResult<PyFrame> {
+    Ok(PyFrame {
+        array: array_copy(py, f.dtype, &f.shape, &f.data)?.unbind(),
+        meta: meta_of(py, &f.meta, decode)?,
+        index: f.index,
+        timestamp_ns: f.timestamp_ns,
+        missed: f.missed,
+    })
 }
 
 impl PyReader {
@@ -782,30 +946,46 @@ impl PyReader {
         self.socket.as_ref().map(|p| p.clone().into_os_string())
     }
 
-    /// Waits for the next frame and returns a copy.
-    #[pyo3(signature = (timeout=None))]
-    fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
+    /// Waits for the next frame and returns a copy (a `Frame`); its metadata goes through
+    /// `decode` (see `meta_of`).
+    #[pyo3(signature = (timeout=None, decode=None))]
+    fn read(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        decode: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyFrame> {
         // Pin the frame in place, copy it once straight into a new ndarray, unpin.
         let view = self.blocking(py, timeout, |r, slice| r.next_view(Some(slice)))?;
-        copied_tuple(py, view)
+        copied_frame(py, view, decode)
     }
 
-    /// Waits for the next frame and returns a read-only zero-copy array over it.
-    #[pyo3(signature = (timeout=None))]
-    fn view<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<FrameTuple<'py>> {
+    /// Waits for the next frame and returns it in place (a `FrameView`).
+    #[pyo3(signature = (timeout=None, decode=None))]
+    fn view(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        decode: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyFrameView> {
         let view = self.blocking(py, timeout, |r, slice| r.next_view(Some(slice)))?;
-        owned_tuple(py, view)
+        zero_copy_view(py, view, decode)
     }
 
     /// The newest frame not yet received (a copy), or None; never waits.
-    fn latest<'py>(&self, py: Python<'py>) -> PyResult<Option<FrameTuple<'py>>> {
+    #[pyo3(signature = (decode=None))]
+    fn latest(
+        &self,
+        py: Python<'_>,
+        decode: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<PyFrame>> {
         let mut st = lock(&self.state, py);
         let r = st
             .reader
             .as_mut()
             .ok_or_else(|| closed_err("reader", &self.name))?;
         match r.latest().map_err(read_err)? {
-            Some(f) => Ok(Some(frame_tuple(py, &f)?)),
+            Some(f) => Ok(Some(frame_of(py, &f, decode)?)),
             None => Ok(None),
         }
     }
@@ -878,17 +1058,27 @@ impl PyReader {
     }
 
     /// As `read()` if a frame is ready now, else None (and the descriptor is armed); never waits.
-    fn _try_read<'py>(&self, py: Python<'py>) -> PyResult<Option<FrameTuple<'py>>> {
+    #[pyo3(signature = (decode=None))]
+    fn _try_read(
+        &self,
+        py: Python<'_>,
+        decode: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<PyFrame>> {
         match self.try_view_now(py)? {
-            Some(view) => Ok(Some(copied_tuple(py, view)?)),
+            Some(view) => Ok(Some(copied_frame(py, view, decode)?)),
             None => Ok(None),
         }
     }
 
     /// As `view()` if a frame is ready now, else None (and the descriptor is armed); never waits.
-    fn _try_view<'py>(&self, py: Python<'py>) -> PyResult<Option<FrameTuple<'py>>> {
+    #[pyo3(signature = (decode=None))]
+    fn _try_view(
+        &self,
+        py: Python<'_>,
+        decode: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<PyFrameView>> {
         match self.try_view_now(py)? {
-            Some(view) => Ok(Some(owned_tuple(py, view)?)),
+            Some(view) => Ok(Some(zero_copy_view(py, view, decode)?)),
             None => Ok(None),
         }
     }
@@ -906,8 +1096,16 @@ impl PyReader {
     }
 }
 
+/// Copies shorter than this are made without letting go of the interpreter: detaching and
+/// re-attaching costs more than copying a small frame, and a small copy blocks nobody.
+const DETACHED_COPY_MIN: usize = 64 * 1024;
+
 /// A view copied once into a new ndarray, then unpinned (what `read()` returns).
-fn copied_tuple(py: Python<'_>, view: FrameView) -> PyResult<FrameTuple<'_>> {
+fn copied_frame(
+    py: Python<'_>,
+    view: FrameView,
+    decode: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyFrame> {
     // SAFETY: no data pointer: NumPy allocates the array.
     let array = unsafe { new_array(py, view.dtype, &view.shape, None, true, None)? };
     let len = view.data().len();
@@ -918,25 +1116,47 @@ fn copied_tuple(py: Python<'_>, view: FrameView) -> PyResult<FrameTuple<'_>> {
             .fields
             .data
     } as usize;
-    py.detach(|| {
+    let copy = || {
         let src = view.data();
         // SAFETY: `dst` is valid for `len` bytes (above) and does not overlap shared memory.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, len) };
-    });
-    let meta = meta_bytes(py, &view.meta);
-    Ok((array, meta, view.index, view.timestamp_ns, view.missed))
+    };
+    if len < DETACHED_COPY_MIN {
+        copy();
+    } else {
+        py.detach(copy);
+    }
+    Ok(PyFrame {
+        array: array.unbind(),
+        meta: meta_of(py, &view.meta, decode)?,
+        index: view.index,
+        timestamp_ns: view.timestamp_ns,
+        missed: view.missed,
+    })
 }
 
-/// A read-only zero-copy ndarray over a view, which becomes its base (what `view()` returns).
-fn owned_tuple(py: Python<'_>, view: FrameView) -> PyResult<FrameTuple<'_>> {
+/// A `FrameView` whose read-only zero-copy ndarray is over `view`, which becomes the array's
+/// base (what `view()` returns).
+fn zero_copy_view(
+    py: Python<'_>,
+    view: FrameView,
+    decode: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyFrameView> {
+    let meta = meta_of(py, &view.meta, decode)?;
     let owner = Bound::new(py, ViewOwner { view })?;
     let v = &owner.get().view;
     let (dtype, shape, data) = (v.dtype, v.shape.clone(), v.data().as_ptr().cast_mut());
-    let (meta, index, ts, missed) = (meta_bytes(py, &v.meta), v.index, v.timestamp_ns, v.missed);
+    let (index, timestamp_ns, missed) = (v.index, v.timestamp_ns, v.missed);
     // SAFETY: `data` points at the view's bytes, which stay mapped and unchanged (the slot is
     // pinned) while `owner` lives; `owner` becomes the array's base; the array is read-only.
     let array = unsafe { new_array(py, dtype, &shape, Some(data), false, Some(owner.into_any()))? };
-    Ok((array, meta, index, ts, missed))
+    Ok(PyFrameView {
+        array: Some(array.unbind()),
+        meta,
+        index,
+        timestamp_ns,
+        missed,
+    })
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the clock of `Frame.timestamp_ns` (same as
@@ -967,6 +1187,8 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReader>()?;
     m.add_class::<LoanMapping>()?;
     m.add_class::<ViewOwner>()?;
+    m.add_class::<PyFrame>()?;
+    m.add_class::<PyFrameView>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(remove, m)?)?;
     m.add("MAX_DIMS", shmframe::layout::MAX_DIMS)?;

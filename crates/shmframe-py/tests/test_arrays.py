@@ -132,3 +132,29 @@ def test_bad_names_are_value_errors():
             shmframe.Writer(bad)
         with pytest.raises(ValueError, match="channel name"):
             shmframe.Reader(bad, timeout=0)
+
+
+@pytest.mark.parametrize("nbytes", [64, 64 * 1024, 3 * 1024 * 1024])
+def test_frames_are_plain_values(name, nbytes):
+    # Small frames are copied without letting go of the interpreter, large ones with: both
+    # must give the same kind of Frame, one that can be changed, printed and pickled.
+    import pickle
+
+    sent = np.arange(nbytes, dtype=np.uint8) * 7
+    with shmframe.Writer(name) as w, shmframe.Reader(name, timeout=5) as r:
+        w.write(sent)
+        w.write(sent[::-1].copy())
+        f = r.read(5)
+        assert isinstance(f, shmframe.Frame) and f.meta is None and f.missed == 0
+        np.testing.assert_array_equal(f.array, sent)
+        assert repr(f) == f"<shmframe.Frame index=0 shape=({nbytes},) dtype=uint8 missed=0>"
+        back = pickle.loads(pickle.dumps(f))
+        np.testing.assert_array_equal(back.array, sent)
+        assert (back.index, back.timestamp_ns, back.missed) == (0, f.timestamp_ns, 0)
+        f.missed = 5
+        assert f.missed == 5
+        with r.view(5) as v:
+            assert isinstance(v, shmframe.FrameView) and v.index == 1
+            assert repr(v) == f"<shmframe.FrameView index=1 shape=({nbytes},)>"
+            np.testing.assert_array_equal(v.array, sent[::-1])
+        assert repr(v) == "<shmframe.FrameView index=1 released>"

@@ -70,6 +70,29 @@ def test_array_taken_out_of_a_view_owns_its_pin_and_mapping(name):
     assert int(kept.sum()) == 6 * 100 * 100  # ... but the array's memory is still mapped
 
 
+def test_frames_and_views_in_reference_cycles_are_collected(name):
+    # A view kept in a cycle (here: its own metadata slot holds a list that holds it) must be
+    # found by the garbage collector, or its slot would stay pinned for good.
+    w = shmframe.Writer(name, slots=1)
+    r = shmframe.Reader(name, timeout=5)
+    try:
+        w.write(np.full(16, 1, np.uint8))
+        v = r.view(5)
+        kept = v.array
+        v.meta = [v, kept]  # view -> list -> view, and the array (which owns the pin)
+        f = shmframe.Frame(kept.copy(), None, 0, 0, 0)
+        f.meta = [f]
+        del v, kept, f
+        with pytest.raises(shmframe.Error, match="pinned by zero-copy readers"):
+            w.write(np.full(16, 2, np.uint8))
+        gc.collect()
+        w.write(np.full(16, 3, np.uint8))  # the only slot is free again
+        assert r.read(5).array[0] == 3
+    finally:
+        r.close()
+        w.close()
+
+
 def test_loan_publishes_on_exit_with_metadata_set_inside(name):
     class M(ctypes.Structure):
         _fields_ = [("count", ctypes.c_int64), ("gain", ctypes.c_float)]

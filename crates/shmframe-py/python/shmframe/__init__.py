@@ -45,7 +45,7 @@ from ._errors import (
     Timeout,
     WriterGone,
 )
-from ._shmframe import MAX_DIMS, _Reader, _Writer, monotonic_ns, remove
+from ._shmframe import MAX_DIMS, Frame, FrameView, _Reader, _Writer, monotonic_ns, remove
 
 __all__ = [
     "Writer",
@@ -231,82 +231,6 @@ class Loan:
         self.index = self._writer._w.publish(meta)
 
 
-class Frame:
-    """A received frame (a copy, yours to keep).
-
-    :ivar array: the frame's ndarray.
-    :ivar meta: its metadata as a ctypes Structure rebuilt from the channel's schema, or None.
-    :ivar index: the writer's frame index (0, 1, 2, … for one writer).
-    :ivar timestamp_ns: the writer's ``CLOCK_MONOTONIC`` at publish (compare with
-        :func:`monotonic_ns` or ``time.monotonic_ns()``).
-    :ivar missed: frames published between the previous frame this reader received and this one.
-    """
-
-    __slots__ = ("array", "meta", "index", "timestamp_ns", "missed")
-
-    def __init__(
-        self, array: np.ndarray, meta: Any, index: int, timestamp_ns: int, missed: int
-    ) -> None:
-        self.array = array
-        self.meta = meta
-        self.index = index
-        self.timestamp_ns = timestamp_ns
-        self.missed = missed
-
-    def __repr__(self) -> str:
-        a = self.array
-        return (
-            f"<shmframe.Frame index={self.index} shape={a.shape} dtype={a.dtype} "
-            f"missed={self.missed}>"
-        )
-
-
-class FrameView:
-    """A frame read in place (zero-copy); see :meth:`Reader.view`.
-
-    Inside its ``with`` block, :attr:`array` is a read-only ndarray over the frame in shared
-    memory, and it cannot change or tear: the slot is pinned, so the writer skips it. After the
-    block, :attr:`array` raises :class:`Error`. An array you took out of the block stays valid
-    memory (it owns the pin, which is released when the array is garbage-collected), but it pins
-    a slot until then: copy what you need (``array.copy()``) instead of keeping it.
-    """
-
-    __slots__ = ("_array", "meta", "index", "timestamp_ns", "missed")
-
-    def __init__(
-        self, array: np.ndarray, meta: Any, index: int, timestamp_ns: int, missed: int
-    ) -> None:
-        self._array: Optional[np.ndarray] = array
-        self.meta = meta
-        self.index = index
-        self.timestamp_ns = timestamp_ns
-        self.missed = missed
-
-    @property
-    def array(self) -> np.ndarray:
-        """The read-only zero-copy array; raises :class:`Error` after the ``with`` block."""
-        if self._array is None:
-            raise Error(
-                f"frame {self.index} was released when its `with` block ended: use the array "
-                "inside the block, or copy it there (frame.array.copy())"
-            )
-        return self._array
-
-    def release(self) -> None:
-        """Drops this object's reference to the array (what leaving the ``with`` block does)."""
-        self._array = None
-
-    def __enter__(self) -> "FrameView":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-    def __repr__(self) -> str:
-        state = "released" if self._array is None else f"shape={self._array.shape}"
-        return f"<shmframe.FrameView index={self.index} {state}>"
-
-
 class Reader:
     """Opens channel ``name``, waiting up to ``timeout`` seconds for it to appear
     (``None``, ``math.inf`` or a timeout beyond the clock's range: wait forever; Ctrl-C still
@@ -385,9 +309,8 @@ class Reader:
         ring still holds them."""
         self._r.set_latest_only(latest_only)
 
-    def _meta(self, raw: Optional[bytes]) -> Any:
-        if raw is None:
-            return None
+    def _meta(self, raw: bytes) -> Any:
+        # The metadata decoder the compiled reader calls for a frame that has metadata.
         cls = self.meta_type
         if cls is None or ctypes.sizeof(cls) != len(raw):
             return None
@@ -399,8 +322,7 @@ class Reader:
         :raises Timeout: nothing arrived in time.
         :raises WriterGone: the writer died (or :class:`ChannelClosed`: it closed the channel).
         """
-        array, raw, index, ts, missed = self._r.read(timeout)
-        return Frame(array, self._meta(raw), index, ts, missed)
+        return self._r.read(timeout, self._meta)
 
     def view(self, timeout: Optional[float] = None) -> FrameView:
         """Waits like :meth:`read` and returns the frame in place (zero-copy)::
@@ -410,16 +332,11 @@ class Reader:
 
         See :class:`FrameView` for what happens to the array after the block.
         """
-        array, raw, index, ts, missed = self._r.view(timeout)
-        return FrameView(array, self._meta(raw), index, ts, missed)
+        return self._r.view(timeout, self._meta)
 
     def latest(self) -> Optional[Frame]:
         """The newest frame not yet received (a copy), or None if there is none; never waits."""
-        got = self._r.latest()
-        if got is None:
-            return None
-        array, raw, index, ts, missed = got
-        return Frame(array, self._meta(raw), index, ts, missed)
+        return self._r.latest(self._meta)
 
     def __iter__(self) -> Iterator[Frame]:
         return self
@@ -501,8 +418,8 @@ class Reader:
         :raises Timeout: nothing arrived in time.
         :raises WriterGone: the writer died (or :class:`ChannelClosed`: it closed the channel).
         """
-        array, raw, index, ts, missed = await self._await_frame(self._r._try_read, timeout)
-        return Frame(array, self._meta(raw), index, ts, missed)
+        frame: Frame = await self._await_frame(self._r._try_read, timeout)
+        return frame
 
     def aview(self, timeout: Optional[float] = None) -> "AsyncView":
         """:meth:`view` for asyncio, as an async context manager::
@@ -526,8 +443,8 @@ class Reader:
             raise StopAsyncIteration from None
 
     async def _await_frame(self, look: Any, timeout: Optional[float]) -> Any:
-        """Calls ``look`` (``_try_read``/``_try_view``) until it returns a frame tuple, waiting
-        for the readiness descriptor in between."""
+        """Calls ``look`` (``_try_read``/``_try_view``) until it returns a frame, waiting for
+        the readiness descriptor in between."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = None
@@ -536,7 +453,7 @@ class Reader:
             if not 0 <= t < float("inf"):
                 raise ValueError(f"timeout must be a number of seconds ≥ 0 or None, not {timeout}")
             deadline = start + t
-        got = look()
+        got = look(self._meta)
         if got is not None:
             return got
         if self._awaited:
@@ -561,7 +478,7 @@ class Reader:
                     self._woken = None
                     if timer is not None:
                         timer.cancel()
-                got = look()
+                got = look(self._meta)
                 if got is not None:
                     return got
         finally:
@@ -586,9 +503,9 @@ class AsyncView:
         if self._view is not None:
             raise Error("this aview() is already entered; call Reader.aview() again")
         r = self._reader
-        array, raw, index, ts, missed = await r._await_frame(r._r._try_view, self._timeout)
-        self._view = FrameView(array, r._meta(raw), index, ts, missed)
-        return self._view
+        view: FrameView = await r._await_frame(r._r._try_view, self._timeout)
+        self._view = view
+        return view
 
     async def __aexit__(self, *exc: Any) -> None:
         view, self._view = self._view, None

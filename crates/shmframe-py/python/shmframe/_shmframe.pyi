@@ -1,14 +1,14 @@
 """Type stubs of the compiled core ``shmframe._shmframe``; use the ``shmframe`` package API."""
 
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 #: (type name, size, align, [(field, dtype name, count, offset)])
 SchemaTuple = Tuple[str, int, int, List[Tuple[str, str, int, int]]]
-#: (array, metadata bytes or None, index, timestamp_ns, missed)
-FrameTuple = Tuple[np.ndarray, Optional[bytes], int, int, int]
+#: Turns a frame's metadata bytes into what ``Frame.meta`` holds (without one: the bytes)
+Decode = Optional[Callable[[bytes], Any]]
 #: A socket path: str or os.PathLike
 SocketPath = Union[str, os.PathLike]
 
@@ -27,6 +27,51 @@ def remove(name: str) -> None:
 
 class LoanMapping:
     """Base object of an ndarray over a loaned slot: keeps the writer's mapping alive."""
+
+class Frame:
+    """A received frame (a copy, yours to keep).
+
+    :ivar array: the frame's ndarray.
+    :ivar meta: its metadata as a ctypes Structure rebuilt from the channel's schema, or None.
+    :ivar index: the writer's frame index (0, 1, 2, … for one writer).
+    :ivar timestamp_ns: the writer's ``CLOCK_MONOTONIC`` at publish (compare with
+        :func:`monotonic_ns` or ``time.monotonic_ns()``).
+    :ivar missed: frames published between the previous frame this reader received and this one.
+    """
+
+    array: np.ndarray
+    meta: Any
+    index: int
+    timestamp_ns: int
+    missed: int
+    def __init__(
+        self, array: np.ndarray, meta: Any, index: int, timestamp_ns: int, missed: int
+    ) -> None: ...
+
+class FrameView:
+    """A frame read in place (zero-copy); see :meth:`Reader.view`.
+
+    Inside its ``with`` block, :attr:`array` is a read-only ndarray over the frame in shared
+    memory, and it cannot change or tear: the slot is pinned, so the writer skips it. After the
+    block, :attr:`array` raises :class:`Error`. An array you took out of the block stays valid
+    memory (it owns the pin, which is released when the array is garbage-collected), but it pins
+    a slot until then: copy what you need (``array.copy()``) instead of keeping it.
+    """
+
+    meta: Any
+    index: int
+    timestamp_ns: int
+    missed: int
+    def __init__(
+        self, array: np.ndarray, meta: Any, index: int, timestamp_ns: int, missed: int
+    ) -> None: ...
+    @property
+    def array(self) -> np.ndarray:
+        """The read-only zero-copy array; raises :class:`Error` after the ``with`` block."""
+    def release(self) -> None:
+        """Drops this object's reference to the array (what leaving the ``with`` block does)."""
+    def __enter__(self) -> "FrameView": ...
+    def __exit__(self, *exc: object) -> None: ...
 
 class ViewOwner:
     """Base object of an ndarray over a zero-copy view: owns the mapping and the slot pin."""
@@ -67,9 +112,9 @@ class _Reader:
         socket: Optional[SocketPath] = None,
     ) -> None:
         """Exactly one of ``name`` and ``socket``; TypeError otherwise."""
-    def read(self, timeout: Optional[float] = None) -> FrameTuple: ...
-    def view(self, timeout: Optional[float] = None) -> FrameTuple: ...
-    def latest(self) -> Optional[FrameTuple]: ...
+    def read(self, timeout: Optional[float] = None, decode: Decode = None) -> Frame: ...
+    def view(self, timeout: Optional[float] = None, decode: Decode = None) -> FrameView: ...
+    def latest(self, decode: Decode = None) -> Optional[Frame]: ...
     def close(self) -> None: ...
     def set_latest_only(self, latest_only: bool) -> None: ...
     @property
@@ -85,5 +130,5 @@ class _Reader:
     @property
     def writer_alive(self) -> bool: ...
     def fileno(self) -> int: ...
-    def _try_read(self) -> Optional[FrameTuple]: ...
-    def _try_view(self) -> Optional[FrameTuple]: ...
+    def _try_read(self, decode: Decode = None) -> Optional[Frame]: ...
+    def _try_view(self, decode: Decode = None) -> Optional[FrameView]: ...
