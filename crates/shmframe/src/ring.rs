@@ -229,14 +229,17 @@ pub fn newest_after(stamps: impl Iterator<Item = u64>, after: Option<u64>) -> Op
 ///    frames it can.
 /// 4. The newest frame, last: a reader attaching now wants it.
 pub fn write_order(last: u32, stamps: impl Iterator<Item = u64>, taken: u64) -> WriteOrder {
-    let mut keyed = [(0u8, 0u64, 0u32); MAX_SLOTS as usize];
+    // One key per slot, class in bits 96.., rank within the class in bits 32..96, slot in bits
+    // 0..32: sorting the keys sorts the slots. Only the first `n` keys are ever looked at.
+    let key = |class: u128, rank: u64, slot: u32| class << 96 | (rank as u128) << 32 | slot as u128;
+    let mut keyed = [0u128; MAX_SLOTS as usize];
     let mut n = 0;
     for (slot, stamp) in (0u32..MAX_SLOTS).zip(stamps) {
         keyed[n] = match stable_index(stamp) {
-            _ if slot == last => (3, 0, slot),
-            Some(i) if i < taken => (0, u64::MAX - i, slot),
-            Some(i) => (2, i, slot),
-            None => (1, 0, slot),
+            _ if slot == last => key(3, 0, slot),
+            Some(i) if i < taken => key(0, u64::MAX - i, slot),
+            Some(i) => key(2, i, slot),
+            None => key(1, 0, slot),
         };
         n += 1;
     }
@@ -246,8 +249,8 @@ pub fn write_order(last: u32, stamps: impl Iterator<Item = u64>, taken: u64) -> 
 
 /// The slots of [`write_order`], in order.
 pub struct WriteOrder {
-    /// (class, rank within the class, slot), sorted.
-    keyed: [(u8, u64, u32); MAX_SLOTS as usize],
+    /// Keys (class, rank within the class, slot), sorted.
+    keyed: [u128; MAX_SLOTS as usize],
     n: usize,
     next: usize,
 }
@@ -256,9 +259,9 @@ impl Iterator for WriteOrder {
     type Item = u32;
 
     fn next(&mut self) -> Option<u32> {
-        let slot = self.keyed[..self.n].get(self.next)?.2;
+        let key = *self.keyed[..self.n].get(self.next)?;
         self.next += 1;
-        Some(slot)
+        Some(key as u32)
     }
 }
 

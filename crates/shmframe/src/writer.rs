@@ -2,7 +2,8 @@
 
 use crate::error::{CreateError, Errno, WriteError};
 use crate::frame::{frame_len, DType, Element, Metadata, Schema};
-use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
+use crate::layout::SCHEMA_OFFSET;
+use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_DIMS, MAX_SLOTS};
 use crate::layout::{HEADER_REGION, PIN_ENTRIES, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
 use crate::mapped::{Channel, PinSource};
 use crate::name::Name;
@@ -12,8 +13,8 @@ use crate::segment::{self, CreateFail, LoanMap, Segment};
 use crate::socket::{RefusedPeer, Served};
 use crate::wake::{self, monotonic_ns, realtime_ns};
 use bytemuck::Zeroable;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 /// Default number of slots in a channel's ring.
 pub const DEFAULT_SLOTS: u32 = 3;
@@ -156,7 +157,9 @@ pub struct Writer {
     /// When `fps_milli` and `last_timestamp_ns` were last stored.
     info_ts: u64,
     closed: bool,
-    loaned: Option<(u32, std::sync::Weak<()>)>,
+    /// The open loan: its slot, its id, and for an owned loan ([`Writer::loan_raw`]) a handle
+    /// that tells whether the loan still exists.
+    loaned: Option<(u32, u64, Option<Weak<()>>)>,
     /// When each pin entry was last found alive (monotonic ns), so that a live reader's pin in
     /// the way costs a lock test at most every [`ALIVE_RECHECK_NS`].
     alive_checked: [u64; PIN_ENTRIES as usize],
@@ -165,6 +168,8 @@ pub struct Writer {
     /// Since when each slot of the current ring has been found pinned at every claim (0: it was
     /// not, or has been claimed since).
     pinned_since: [u64; MAX_SLOTS as usize],
+    /// Bit `s` set: `pinned_since[s]` is not 0.
+    pinned_mask: u64,
     /// Consecutive `FUTEX_WAKE`s that woke nobody (a sleeper count left by a dead reader).
     idle_wakes: u32,
     born: u64,
@@ -176,6 +181,9 @@ const ALIVE_RECHECK_NS: u64 = 100_000_000;
 
 /// How often at most the writer updates the header's `fps_milli` and `last_timestamp_ns`.
 const INFO_INTERVAL_NS: u64 = 1_000_000;
+/// Ids of loans, unique in the process: a loan is published only by the writer that made it.
+static NEXT_LOAN: AtomicU64 = AtomicU64::new(0);
+
 /// Passes over the ring before a frame is dropped as "all slots pinned".
 const CLAIM_PASSES: u32 = 4;
 
@@ -400,6 +408,7 @@ impl Writer {
             alive_checked: [0; PIN_ENTRIES as usize],
             cursor_seen: [(u64::MAX, 0); PIN_ENTRIES as usize],
             pinned_since: [0; MAX_SLOTS as usize],
+            pinned_mask: 0,
             idle_wakes: 0,
             born: crate::fork::generation(),
             served,
@@ -537,6 +546,7 @@ impl Writer {
         wake::wake_all(self.ch.wake());
         self.last_slot = geom.slot_count - 1;
         self.pinned_since = [0; MAX_SLOTS as usize];
+        self.pinned_mask = 0;
         Ok(())
     }
 
@@ -593,13 +603,13 @@ impl Writer {
     /// Claims a slot for frame `self.next_index`: the oldest one no reader pins.
     fn claim(&mut self, needed: usize) -> Result<u32, WriteError> {
         self.check_usable()?;
-        if let Some((slot, token)) = &self.loaned {
-            if token.strong_count() > 0 {
+        if let Some((slot, _, token)) = &self.loaned {
+            if token.as_ref().is_some_and(|t| t.strong_count() > 0) {
                 return Err(WriteError::LoanOpen {
                     name: self.ch.name.to_string(),
                 });
             }
-            // A raw loan was dropped without being finished: discard it.
+            // A loan was dropped (a raw one) or forgotten without being finished: discard it.
             let slot = *slot;
             self.abandon(slot);
         }
@@ -652,11 +662,12 @@ impl Writer {
             pinned |= 1 << slot;
         }
         // A slot not found pinned this time starts afresh.
-        for (slot, since) in self.pinned_since.iter_mut().enumerate() {
-            if pinned & (1 << slot) == 0 {
-                *since = 0;
-            }
+        let mut fresh = self.pinned_mask & !pinned;
+        while fresh != 0 {
+            self.pinned_since[fresh.trailing_zeros() as usize] = 0;
+            fresh &= fresh - 1;
         }
+        self.pinned_mask &= pinned;
         found
     }
 
@@ -675,6 +686,7 @@ impl Writer {
         let since = &mut self.pinned_since[slot as usize];
         if *since == 0 {
             *since = now;
+            self.pinned_mask |= 1 << slot;
         }
         now.saturating_sub(*since) >= ALIVE_RECHECK_NS
     }
@@ -977,14 +989,21 @@ impl Writer {
         } else {
             LoanMem::Channel(self.ch.seg.clone(), self.ch.payload_offset(slot))
         };
-        let token = Arc::new(());
-        self.loaned = Some((slot, Arc::downgrade(&token)));
+        // A borrowing loan ([`Writer::loan`]) needs no token: the writer cannot be used while it
+        // lives.
+        let token = own.then(|| Arc::new(()));
+        let id = NEXT_LOAN.fetch_add(1, Ordering::Relaxed);
+        self.loaned = Some((slot, id, token.as_ref().map(Arc::downgrade)));
+        let mut dims = [0; MAX_DIMS];
+        dims[..shape.len()].copy_from_slice(shape);
         Ok(RawLoan {
-            token,
+            _token: token,
+            id,
             mem,
             slot,
             dtype,
-            shape: shape.to_vec(),
+            shape: dims,
+            ndim: shape.len(),
             len,
         })
     }
@@ -992,7 +1011,7 @@ impl Writer {
     fn owns(&self, loan: &RawLoan) -> bool {
         self.loaned
             .as_ref()
-            .is_some_and(|(slot, t)| *slot == loan.slot && t.ptr_eq(&Arc::downgrade(&loan.token)))
+            .is_some_and(|&(slot, id, _)| slot == loan.slot && id == loan.id)
     }
 
     /// Publishes a raw loan with optional metadata; returns the frame's index.
@@ -1009,7 +1028,7 @@ impl Writer {
             return Err(e);
         }
         self.loaned = None;
-        self.describe(loan.slot, loan.dtype, &loan.shape, loan.len, meta);
+        self.describe(loan.slot, loan.dtype, loan.shape(), loan.len, meta);
         self.commit(loan.slot)
     }
 
@@ -1099,11 +1118,14 @@ enum LoanMem {
 
 /// An owned slot loan; see [`Writer::loan_raw`].
 pub struct RawLoan {
-    token: Arc<()>,
+    /// For an owned loan: alive as long as the loan (see `Writer::loaned`).
+    _token: Option<Arc<()>>,
+    id: u64,
     mem: LoanMem,
     slot: u32,
     dtype: DType,
-    shape: Vec<usize>,
+    shape: [usize; MAX_DIMS],
+    ndim: usize,
     len: usize,
 }
 
@@ -1144,7 +1166,7 @@ impl RawLoan {
     }
     /// The loan's shape.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        &self.shape[..self.ndim]
     }
     /// Bytes in the loan.
     pub fn len(&self) -> usize {

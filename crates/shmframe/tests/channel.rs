@@ -742,3 +742,46 @@ fn hot_path_makes_no_system_call_with_a_spinning_reader() {
     channels::remove(&n).unwrap();
     assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
 }
+
+/// The rules of loans: one open loan per writer; an owned loan dropped unfinished, or a borrowed
+/// one forgotten, is discarded at the next write; a loan is published only by the writer that
+/// made it, even when another writer's open loan has the same slot.
+#[test]
+fn loans_one_at_a_time_and_only_by_their_writer() {
+    let (ga, gb) = (Guard::new("loana"), Guard::new("loanb"));
+    let opts = || WriterOptions::new().slots(3);
+    let mut a = Writer::create(&ga.name, opts()).unwrap();
+    let mut b = Writer::create(&gb.name, opts()).unwrap();
+    let mut r = Reader::open(&gb.name).unwrap();
+
+    let mut held = a.loan_raw(DType::U8, &[4]).unwrap();
+    held.as_mut_slice().copy_from_slice(&[1, 2, 3, 4]);
+    let e = a.write(DType::U8, &[1], &[0]).unwrap_err();
+    assert!(matches!(e, shmframe::WriteError::LoanOpen { .. }), "{e}");
+    drop(held);
+    assert_eq!(
+        a.write(DType::U8, &[1], &[9]).unwrap(),
+        0,
+        "the dropped loan was discarded"
+    );
+
+    std::mem::forget(b.loan(DType::U8, &[2]).unwrap());
+    assert_eq!(
+        b.write(DType::U8, &[1], &[7]).unwrap(),
+        0,
+        "the forgotten loan was discarded"
+    );
+    assert_eq!(r.next(Some(Duration::from_secs(5))).unwrap().data, vec![7]);
+
+    // Both writers' next loans take the same slot (the ring is in the same state on both).
+    let mut own = b.loan_raw(DType::U8, &[2]).unwrap();
+    own.as_mut_slice().copy_from_slice(&[5, 6]);
+    let foreign = a.loan_raw(DType::U8, &[3]).unwrap();
+    let e = b.publish_raw(foreign, &[]).unwrap_err();
+    assert!(e.to_string().contains("does not belong"), "{e}");
+    assert_eq!(b.publish_raw(own, &[]).unwrap(), 1);
+    let f = r.next(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((f.index, f.shape, f.data), (1, vec![2], vec![5, 6]));
+    drop((r, a, b));
+    assert!(ga.leftovers().is_empty() && gb.leftovers().is_empty());
+}
