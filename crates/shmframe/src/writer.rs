@@ -168,8 +168,6 @@ pub struct Writer {
     /// Since when each slot of the current ring has been found pinned at every claim (0: it was
     /// not, or has been claimed since).
     pinned_since: [u64; MAX_SLOTS as usize],
-    /// Bit `s` set: `pinned_since[s]` is not 0.
-    pinned_mask: u64,
     /// Consecutive `FUTEX_WAKE`s that woke nobody (a sleeper count left by a dead reader).
     idle_wakes: u32,
     born: u64,
@@ -408,7 +406,6 @@ impl Writer {
             alive_checked: [0; PIN_ENTRIES as usize],
             cursor_seen: [(u64::MAX, 0); PIN_ENTRIES as usize],
             pinned_since: [0; MAX_SLOTS as usize],
-            pinned_mask: 0,
             idle_wakes: 0,
             born: crate::fork::generation(),
             served,
@@ -546,7 +543,6 @@ impl Writer {
         wake::wake_all(self.ch.wake());
         self.last_slot = geom.slot_count - 1;
         self.pinned_since = [0; MAX_SLOTS as usize];
-        self.pinned_mask = 0;
         Ok(())
     }
 
@@ -661,13 +657,12 @@ impl Writer {
             }
             pinned |= 1 << slot;
         }
-        // A slot not found pinned this time starts afresh.
-        let mut fresh = self.pinned_mask & !pinned;
-        while fresh != 0 {
-            self.pinned_since[fresh.trailing_zeros() as usize] = 0;
-            fresh &= fresh - 1;
+        // A slot not found pinned this time starts afresh (slots past the ring's are always 0).
+        for (slot, since) in self.pinned_since[..count as usize].iter_mut().enumerate() {
+            if pinned & (1 << slot) == 0 {
+                *since = 0;
+            }
         }
-        self.pinned_mask &= pinned;
         found
     }
 
@@ -686,7 +681,6 @@ impl Writer {
         let since = &mut self.pinned_since[slot as usize];
         if *since == 0 {
             *since = now;
-            self.pinned_mask |= 1 << slot;
         }
         now.saturating_sub(*since) >= ALIVE_RECHECK_NS
     }
