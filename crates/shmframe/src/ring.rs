@@ -221,13 +221,16 @@ pub fn newest_after(stamps: impl Iterator<Item = u64>, after: Option<u64>) -> Op
 /// caller). `stamps` yields every slot's stamp, `last` is the slot of the newest frame, and every
 /// attached reader has taken or passed over every frame below `taken`.
 ///
-/// 1. Slots whose frame every reader is done with, the most recently written first. While readers
-///    keep up the writer then alternates between two slots, whose bytes are still in the caches
-///    when it writes them again, instead of sweeping the whole ring through memory.
+/// 1. Slots whose frame every attached reader is done with, the most recently written first —
+///    the newest frame's own slot too, once every attached reader has taken it. A writer whose
+///    readers keep up between frames then writes one slot again and again, and while a reader
+///    still holds the newest frame it alternates between two: slots whose bytes are still in the
+///    caches, instead of a sweep of the whole ring through memory.
 /// 2. Empty slots (never written, or a write was abandoned).
 /// 3. Frames some reader has yet to take, the oldest first: a reader that lags keeps the most
 ///    frames it can.
-/// 4. The newest frame, last: a reader attaching now wants it.
+/// 4. The newest frame, last, while some reader has yet to take it or no reader is attached: a
+///    reader attaching now wants it.
 pub fn write_order(last: u32, stamps: impl Iterator<Item = u64>, taken: u64) -> WriteOrder {
     // One key per slot, class in bits 96.., rank within the class in bits 32..96, slot in bits
     // 0..32: sorting the keys sorts the slots. Only the first `n` keys are ever looked at.
@@ -236,8 +239,12 @@ pub fn write_order(last: u32, stamps: impl Iterator<Item = u64>, taken: u64) -> 
     let mut n = 0;
     for (slot, stamp) in (0u32..MAX_SLOTS).zip(stamps) {
         keyed[n] = match stable_index(stamp) {
+            // With no reader attached (`taken` is `u64::MAX`) the newest frame is kept for one
+            // that attaches; once every attached reader has taken it, its slot is reused first.
+            Some(i) if i < taken && (slot != last || taken != u64::MAX) => {
+                key(0, u64::MAX - i, slot)
+            }
             _ if slot == last => key(3, 0, slot),
-            Some(i) if i < taken => key(0, u64::MAX - i, slot),
             Some(i) => key(2, i, slot),
             None => key(1, 0, slot),
         };
@@ -448,6 +455,8 @@ mod tests {
         assert_eq!(order(0, 0), vec![2, 3, 1, 4, 0]);
         // Every reader took frames 5 and 6: the most recent of those first.
         assert_eq!(order(0, 7), vec![4, 1, 2, 3, 0]);
+        // Every reader took the newest frame too: its slot is written again first.
+        assert_eq!(order(0, 8), vec![0, 4, 1, 2, 3]);
         // No reader at all (`taken` = u64::MAX): the slot of the newest frame still comes last.
         assert_eq!(order(0, u64::MAX), vec![4, 1, 2, 3, 0]);
         // Two slots: always the other one first.
