@@ -92,7 +92,7 @@ fn status(ch: &Channel) -> ChannelStatus {
         version: LAYOUT_VERSION,
         slots: ch.geom.slot_count,
         slot_capacity: ch.geom.slot_capacity,
-        schema: ch.schema.clone(),
+        schema: ch.schema.as_deref().cloned(),
         frames: ch.head().load(Ordering::Acquire),
         last_frame,
         fps: seg.atomic_u32(off::FPS_MILLI).load(Ordering::Relaxed) as f64 / 1000.0,

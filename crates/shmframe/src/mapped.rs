@@ -34,7 +34,8 @@ pub(crate) struct Channel {
     pub geom: Geometry,
     /// Rings before the current one.
     pub generation: u32,
-    pub schema: Option<Schema>,
+    /// Shared with every view of the channel (no copy per frame).
+    pub schema: Option<Arc<Schema>>,
     pub identity: Identity,
     pub pins: Arc<Pins>,
     /// The connection to the writer of a socket-served channel (its hang-up is the writer's
@@ -250,7 +251,7 @@ impl Channel {
             if s.size != hf.meta_size {
                 return Err(corrupt(&name, "schema size differs from the metadata size"));
             }
-            Some(s)
+            Some(Arc::new(s))
         };
         let identity = seg.identity().map_err(|e| OpenError::Io {
             name: name.to_string(),

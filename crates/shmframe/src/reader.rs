@@ -176,7 +176,7 @@ impl Reader {
 
     /// The channel's metadata schema, if it declares one.
     pub fn schema(&self) -> Option<&Schema> {
-        self.ch.schema.as_ref()
+        self.ch.schema.as_deref()
     }
 
     /// The writer's process id.
@@ -654,7 +654,7 @@ pub struct FrameView {
     seg: Arc<Segment>,
     entry: Arc<Entry>,
     parity: u32,
-    schema: Option<Schema>,
+    schema: Option<Arc<Schema>>,
     slot: u32,
     data_at: usize,
     len: usize,
@@ -692,7 +692,7 @@ impl FrameView {
 
     /// The metadata as `M`, checked against the channel's schema.
     pub fn meta_as<M: Metadata>(&self) -> Result<M, MetaError> {
-        decode_meta(&self.meta, self.schema.as_ref())
+        decode_meta(&self.meta, self.schema.as_deref())
     }
 
     /// A copy as an owned [`Frame`].

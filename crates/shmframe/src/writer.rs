@@ -495,7 +495,7 @@ impl Writer {
 
     /// The metadata schema declared at creation.
     pub fn schema(&self) -> Option<&Schema> {
-        self.ch.schema.as_ref()
+        self.ch.schema.as_deref()
     }
 
     /// Keep (or not) the channel in /dev/shm after close.
@@ -862,7 +862,7 @@ impl Writer {
         meta: Option<&M>,
     ) -> Result<u64, WriteError> {
         if let (Some(_), Some(s)) = (meta, self.ch.schema.as_ref()) {
-            if *s != M::schema() {
+            if **s != M::schema() {
                 return Err(WriteError::MetaMismatch {
                     name: self.ch.name.to_string(),
                     schema: s.type_name.clone(),
