@@ -1540,7 +1540,7 @@ pub unsafe extern "C" fn shmframe_view_dtype(v: *const shmframe_view) -> shmfram
 #[no_mangle]
 pub unsafe extern "C" fn shmframe_view_ndim(v: *const shmframe_view) -> usize {
     // SAFETY: forwarded from the caller.
-    unsafe { view_get(v, 0, |v| v.shape.len()) }
+    unsafe { view_get(v, 0, |v| v.shape().len()) }
 }
 
 /// The shape, `shmframe_view_ndim` values (e.g. height, width, channels), valid as long as
@@ -1553,7 +1553,7 @@ pub unsafe extern "C" fn shmframe_view_ndim(v: *const shmframe_view) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn shmframe_view_shape(v: *const shmframe_view) -> *const usize {
     // SAFETY: forwarded from the caller.
-    unsafe { view_get(v, std::ptr::null(), |v| v.shape.as_ptr()) }
+    unsafe { view_get(v, std::ptr::null(), |v| v.shape().as_ptr()) }
 }
 
 /// The writer's frame index (0, 1, 2, … for one writer's stream).

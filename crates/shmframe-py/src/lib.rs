@@ -1107,7 +1107,7 @@ fn copied_frame(
     decode: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyFrame> {
     // SAFETY: no data pointer: NumPy allocates the array.
-    let array = unsafe { new_array(py, view.dtype, &view.shape, None, true, None)? };
+    let array = unsafe { new_array(py, view.dtype, view.shape(), None, true, None)? };
     let len = view.data().len();
     // SAFETY: `array` is a fresh C-contiguous ndarray of the view's shape and dtype, exactly
     // `len` bytes, that nothing else references yet.
@@ -1145,11 +1145,14 @@ fn zero_copy_view(
     let meta = meta_of(py, &view.meta, decode)?;
     let owner = Bound::new(py, ViewOwner { view })?;
     let v = &owner.get().view;
-    let (dtype, shape, data) = (v.dtype, v.shape.clone(), v.data().as_ptr().cast_mut());
+    let (dtype, data) = (v.dtype, v.data().as_ptr().cast_mut());
+    let mut dims = [0usize; shmframe::layout::MAX_DIMS];
+    let shape = &mut dims[..v.shape().len()];
+    shape.copy_from_slice(v.shape());
     let (index, timestamp_ns, missed) = (v.index, v.timestamp_ns, v.missed);
     // SAFETY: `data` points at the view's bytes, which stay mapped and unchanged (the slot is
     // pinned) while `owner` lives; `owner` becomes the array's base; the array is read-only.
-    let array = unsafe { new_array(py, dtype, &shape, Some(data), false, Some(owner.into_any()))? };
+    let array = unsafe { new_array(py, dtype, shape, Some(data), false, Some(owner.into_any()))? };
     Ok(PyFrameView {
         array: Some(array.unbind()),
         meta,

@@ -199,7 +199,7 @@ impl Sender<'_> {
             index: view.index,
             timestamp_ns: view.timestamp_ns,
             dtype: view.dtype,
-            shape: view.shape.clone(),
+            shape: view.shape().to_vec(),
             schema,
             meta: &view.meta,
             payload: view.data(),

@@ -214,7 +214,7 @@ fn read(name: &str, args: &[String], view: bool, latest: bool, until_gone: bool)
                 (
                     v.index,
                     v.missed,
-                    v.shape.clone(),
+                    v.shape().to_vec(),
                     ok && still,
                     v.meta.clone(),
                 )

@@ -75,7 +75,7 @@ fn status(ch: &Channel) -> ChannelStatus {
         || seg.atomic_u64(off::LAST_TIMESTAMP).load(Ordering::Relaxed),
         |(_, d)| d.timestamp_ns,
     );
-    let last_frame = newest.map(|(index, d)| (index, d.dtype, d.shape));
+    let last_frame = newest.map(|(index, d)| (index, d.dtype, d.shape.as_slice().to_vec()));
     let now = monotonic_ns();
     ChannelStatus {
         name: ch.name.to_string(),

@@ -388,6 +388,30 @@ macro_rules! metadata {
     };
 }
 
+/// A frame's shape kept inline (at most [`MAX_DIMS`] dimensions): no allocation per frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Dims {
+    dims: [usize; MAX_DIMS],
+    ndim: usize,
+}
+
+impl Dims {
+    /// The first `shape.len().min(MAX_DIMS)` dimensions of `shape` (callers check the count
+    /// with [`frame_len`] first).
+    pub fn new(shape: impl IntoIterator<Item = usize>) -> Dims {
+        let mut d = Dims::default();
+        for (slot, v) in d.dims.iter_mut().zip(shape) {
+            *slot = v;
+            d.ndim += 1;
+        }
+        d
+    }
+
+    pub fn as_slice(&self) -> &[usize] {
+        &self.dims[..self.ndim]
+    }
+}
+
 /// Checks a frame's dtype/shape/length and returns its byte length.
 pub(crate) fn frame_len(dtype: DType, shape: &[usize]) -> Result<usize, String> {
     if shape.len() > MAX_DIMS {

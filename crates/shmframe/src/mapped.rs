@@ -2,7 +2,7 @@
 //! operations readers and the writer share (one home for the slot description on both sides).
 
 use crate::error::{Errno, OpenError};
-use crate::frame::{frame_len, DType, Schema};
+use crate::frame::{frame_len, DType, Dims, Schema};
 use crate::layout::{
     off, Geometry, HeaderFixed, RingFixed, SlotDesc, HEADER_REGION, LAYOUT_VERSION, MAGIC,
     MAX_DIMS, PIN_ENTRIES, RING_HEADER_REGION, SCHEMA_OFFSET, STATE_CLOSED, STATE_OPEN,
@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub(crate) struct FrameDesc {
     pub timestamp_ns: u64,
     pub dtype: DType,
-    pub shape: Vec<usize>,
+    pub shape: Dims,
     pub payload_len: usize,
     pub meta_len: usize,
 }
@@ -420,15 +420,18 @@ impl Channel {
         if ndim > MAX_DIMS {
             return Err(format!("{ndim} dimensions"));
         }
-        let shape: Vec<usize> = d.shape[..ndim]
-            .iter()
-            .map(|&v| v.try_into().unwrap_or(usize::MAX))
-            .collect();
-        let len = frame_len(dtype, &shape)?;
+        let shape = Dims::new(
+            d.shape[..ndim]
+                .iter()
+                .map(|&v| v.try_into().unwrap_or(usize::MAX)),
+        );
+        let len = frame_len(dtype, shape.as_slice())?;
         if d.payload_len != len as u64 || d.payload_len > self.geom.slot_capacity {
             return Err(format!(
-                "payload of {} bytes for shape {shape:?} of {dtype} in a slot of {}",
-                d.payload_len, self.geom.slot_capacity
+                "payload of {} bytes for shape {:?} of {dtype} in a slot of {}",
+                d.payload_len,
+                shape.as_slice(),
+                self.geom.slot_capacity
             ));
         }
         if d.meta_len != 0 && d.meta_len != self.geom.meta_size {

@@ -3,7 +3,7 @@
 
 use crate::error::MetaError;
 use crate::error::{OpenError, ReadError};
-use crate::frame::{decode_meta, DType, Element, Frame, Metadata, Schema};
+use crate::frame::{decode_meta, DType, Dims, Element, Frame, Metadata, Schema};
 use crate::layout::PIN_ENTRIES;
 use crate::mapped::Channel;
 use crate::name::Name;
@@ -245,7 +245,8 @@ impl Reader {
     /// Waits for the next frame and returns a zero-copy view of it in shared memory. While the
     /// view lives its slot is pinned (a bit in this reader's entry of the pin table, which the
     /// writer respects), so the bytes cannot change under it; the writer skips pinned slots. If
-    /// this process dies the writer reclaims the pin.
+    /// this process dies the writer reclaims the pin. A view allocates nothing on the heap (but a
+    /// copy of the frame's metadata, when it has some).
     pub fn next_view(&mut self, timeout: Option<Duration>) -> Result<FrameView, ReadError> {
         self.wait_for(timeout, |r| r.try_view(r.latest_only))
     }
@@ -287,7 +288,8 @@ impl Reader {
         out.timestamp_ns = v.timestamp_ns;
         out.missed = v.missed;
         out.dtype = v.dtype;
-        out.shape.clone_from(&v.shape);
+        out.shape.clear();
+        out.shape.extend_from_slice(v.shape());
         drop(v);
         if self.ch.faulted() {
             return Err(self.truncated());
@@ -316,7 +318,7 @@ impl Reader {
                 timestamp_ns: 0,
                 missed: self.missed(index),
                 dtype: DType::U8,
-                shape: Vec::new(),
+                shape: Dims::default(),
                 meta: Vec::new(),
             };
             let desc = self.ch.read_desc(slot).map_err(|what| self.corrupt(what))?;
@@ -666,13 +668,18 @@ pub struct FrameView {
     pub missed: u64,
     /// Element type.
     pub dtype: DType,
-    /// Shape.
-    pub shape: Vec<usize>,
+    /// Kept inline: a view allocates nothing (but metadata, when the frame has some).
+    shape: Dims,
     /// Metadata bytes (copied; small).
     pub meta: Vec<u8>,
 }
 
 impl FrameView {
+    /// The shape (e.g. height, width, channels).
+    pub fn shape(&self) -> &[usize] {
+        self.shape.as_slice()
+    }
+
     /// The frame's bytes, in shared memory.
     #[allow(unsafe_code)]
     pub fn data(&self) -> &[u8] {
@@ -702,7 +709,7 @@ impl FrameView {
             timestamp_ns: self.timestamp_ns,
             missed: self.missed,
             dtype: self.dtype,
-            shape: self.shape.clone(),
+            shape: self.shape().to_vec(),
             data: self.data().to_vec(),
             meta: self.meta.clone(),
         }

@@ -1,9 +1,9 @@
 //! The writer: creates a channel, publishes frames without ever waiting for readers.
 
 use crate::error::{CreateError, Errno, WriteError};
-use crate::frame::{frame_len, DType, Element, Metadata, Schema};
+use crate::frame::{frame_len, DType, Dims, Element, Metadata, Schema};
 use crate::layout::SCHEMA_OFFSET;
-use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_DIMS, MAX_SLOTS};
+use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS};
 use crate::layout::{HEADER_REGION, PIN_ENTRIES, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
 use crate::mapped::{Channel, PinSource};
 use crate::name::Name;
@@ -988,16 +988,13 @@ impl Writer {
         let token = own.then(|| Arc::new(()));
         let id = NEXT_LOAN.fetch_add(1, Ordering::Relaxed);
         self.loaned = Some((slot, id, token.as_ref().map(Arc::downgrade)));
-        let mut dims = [0; MAX_DIMS];
-        dims[..shape.len()].copy_from_slice(shape);
         Ok(RawLoan {
             _token: token,
             id,
             mem,
             slot,
             dtype,
-            shape: dims,
-            ndim: shape.len(),
+            shape: Dims::new(shape.iter().copied()),
             len,
         })
     }
@@ -1118,8 +1115,7 @@ pub struct RawLoan {
     mem: LoanMem,
     slot: u32,
     dtype: DType,
-    shape: [usize; MAX_DIMS],
-    ndim: usize,
+    shape: Dims,
     len: usize,
 }
 
@@ -1160,7 +1156,7 @@ impl RawLoan {
     }
     /// The loan's shape.
     pub fn shape(&self) -> &[usize] {
-        &self.shape[..self.ndim]
+        self.shape.as_slice()
     }
     /// Bytes in the loan.
     pub fn len(&self) -> usize {
