@@ -15,6 +15,9 @@ use crate::socket::Link;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Slots [`Channel::prefetch_slots`] covers (rings that small are the common case).
+const PREFETCH_SLOTS: u32 = 8;
+
 /// A frame's validated description, decoded from its [`SlotDesc`].
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct FrameDesc {
@@ -299,17 +302,24 @@ impl Channel {
 
     /// The channel after its writer appended a new ring, if it did: a new mapping of the same
     /// object (no name is looked up, so this works after the name is gone).
+    #[inline]
     pub fn next_ring(&self) -> Result<Option<Channel>, OpenError> {
         let at = self.ring_next().load(Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Acquire);
         if at == 0 {
             return Ok(None);
         }
+        self.ring_at(at).map(Some)
+    }
+
+    /// The ring the writer appended at offset `at` (a rare event: kept out of every frame's path).
+    #[cold]
+    fn ring_at(&self, at: u64) -> Result<Channel, OpenError> {
         let (seg, geom, generation) = map_ring(&self.name, &self.seg, &self.hf, at)?;
         if generation <= self.generation {
             return Err(corrupt(&self.name, "a ring links back to an older one"));
         }
-        Ok(Some(Channel {
+        Ok(Channel {
             name: self.name.clone(),
             seg,
             hf: self.hf,
@@ -319,7 +329,7 @@ impl Channel {
             identity: self.identity,
             pins: self.pins.clone(),
             link: self.link.clone(),
-        }))
+        })
     }
 
     pub fn head(&self) -> &AtomicU64 {
@@ -381,6 +391,14 @@ impl Channel {
     pub fn stamps(&self) -> impl Iterator<Item = u64> + '_ {
         (0..self.geom.slot_count).map(|s| self.stamp(s).load(Ordering::Relaxed))
     }
+    /// Starts fetching the first payload line of every slot (up to [`PREFETCH_SLOTS`]), ahead of
+    /// a look for a new frame: the writer has just written one of them, whose bytes then cross
+    /// from its core while the reader reads the stamps and pins the slot, not after.
+    pub fn prefetch_slots(&self) {
+        for slot in 0..self.geom.slot_count.min(PREFETCH_SLOTS) {
+            self.seg.prefetch(self.payload_offset(slot), false);
+        }
+    }
     pub fn meta_offset(&self, slot: u32) -> usize {
         self.slot_offset(slot) + self.geom.meta_offset as usize
     }
@@ -407,8 +425,12 @@ impl Channel {
         for (s, &v) in d.shape.iter_mut().zip(shape) {
             *s = v as u64;
         }
-        self.seg
-            .write(self.slot_offset(slot) + off::S_PAYLOAD_LEN, &d);
+        // A description the slot already holds is not written again: readers keep their copy of
+        // its cache lines instead of fetching them from the writer's core with every frame.
+        let at = self.slot_offset(slot) + off::S_PAYLOAD_LEN;
+        if self.seg.read::<SlotDesc>(at) != d {
+            self.seg.write(at, &d);
+        }
     }
 
     /// Reads and checks a slot's description. `Err` says what is impossible about it.

@@ -271,6 +271,13 @@ impl Entry {
         false
     }
 
+    /// Starts fetching this entry's pin word for rings of `parity` for a write (see
+    /// [`Segment::prefetch`](crate::segment::Segment::prefetch)).
+    pub fn prefetch(&self, parity: u32) {
+        let at = pin_entry_offset(self.index) as usize + off::E_PINS + 8 * (parity as usize & 1);
+        self.pins.seg.prefetch(at, true);
+    }
+
     /// Tells the writer that this reader has taken or passed over every frame below `taken`.
     pub fn set_taken(&self, taken: u64) {
         self.pins

@@ -254,6 +254,10 @@ impl Reader {
     /// The slot of the oldest (or newest) frame not received yet. Stamps claiming frames the
     /// writer has not published (a forged stamp) are ignored.
     fn find(&self, newest: bool) -> Option<(u32, u64)> {
+        // The pin word this reader writes next and the new frame's first bytes then travel from
+        // the writer's core together with the stamps read below, not one after another.
+        self.entry.prefetch(self.ch.parity());
+        self.ch.prefetch_slots();
         let head = self.ch.head_acquire();
         let stamps = self.ch.stamps().map(|s| match ring::stable_index(s) {
             Some(i) if i < head => s,
