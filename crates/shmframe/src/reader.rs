@@ -498,7 +498,17 @@ impl Reader {
             self.reattach(deadline)?;
         }
         let mut quiet_since = start;
+        let mut woken = false;
         loop {
+            // The futex word moved since `step` last looked at the channel's state: most often a
+            // new frame, taken at once. A grown ring, a new writer or a close found since are
+            // followed by the `step` after this look, which in order mode reads this ring's
+            // frames first too (a latest-only reader goes to `step` at once).
+            if woken && !self.latest_only {
+                if let Some(v) = attempt(self)? {
+                    return Ok(v);
+                }
+            }
             let seen = match self.step(deadline, &mut attempt)? {
                 Step::Ready(v) => return Ok(v),
                 Step::Empty { seen } => seen,
@@ -516,7 +526,8 @@ impl Reader {
                         break;
                     }
                 }
-                if self.ch.wake().load(Ordering::Relaxed) != seen {
+                woken = self.ch.wake().load(Ordering::Relaxed) != seen;
+                if woken {
                     continue;
                 }
             }
@@ -545,7 +556,8 @@ impl Reader {
                 source: e,
             })?;
             let hung_up = self.ch.link.as_ref().is_some_and(|l| l.saw_hangup());
-            if self.ch.wake().load(Ordering::Relaxed) != seen {
+            woken = self.ch.wake().load(Ordering::Relaxed) != seen;
+            if woken {
                 quiet_since = Instant::now();
             } else if hung_up || quiet_since.elapsed() >= LIVENESS_INTERVAL {
                 quiet_since = Instant::now();
