@@ -2,8 +2,7 @@
 
 use crate::error::{CreateError, Errno, WriteError};
 use crate::frame::{frame_len, DType, Dims, Element, Metadata, Schema};
-use crate::layout::SCHEMA_OFFSET;
-use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS};
+use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
 use crate::layout::{HEADER_REGION, PIN_ENTRIES, STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED};
 use crate::mapped::{Channel, PinSource};
 use crate::name::Name;
