@@ -592,7 +592,6 @@ impl Reader {
     ) -> Result<Option<T>, ReadError> {
         self.check_process()?;
         let reg = self.registration()?;
-        reg.clear();
         if self.detached {
             self.reattach(Some(Instant::now()))?;
         }
@@ -606,8 +605,14 @@ impl Reader {
                 }
                 Ok(Some(v))
             }
-            Step::Empty { .. } if gone && !self.ch.writer_alive() => Err(self.detach()),
             Step::Empty { seen } => {
+                // Only a look that finds nothing empties the descriptor, so a frame costs no
+                // system call. A wake-up emptied here came after `seen` was loaded: arming
+                // compares the word with `seen` and fires at once.
+                reg.clear();
+                if (gone || reg.take_writer_gone()) && !self.ch.writer_alive() {
+                    return Err(self.detach());
+                }
                 let hangup = self.ch.link.as_ref().map(|l| l.sock().clone());
                 reg.arm(
                     &self.ch.seg,
@@ -637,10 +642,11 @@ impl Reader {
     /// A file descriptor that becomes readable when this reader may have something to do: after
     /// [`Reader::try_next`] or [`Reader::try_next_view`] returned `Ok(None)`, it turns readable
     /// when a frame arrives, the writer closes the channel or dies, or the channel grows. Register
-    /// it with epoll, mio, tokio's `AsyncFd` or asyncio's `add_reader`; call `try_next*` again
-    /// when it is readable (they empty it). Where the kernel offers io_uring futex waits (Linux
-    /// ≥ 6.7) the writer's wake-up reaches the descriptor directly; elsewhere one thread per
-    /// process waits for all readers' channels at once (`futex_waitv`), not one per reader.
+    /// it with epoll, mio, tokio's `AsyncFd` or asyncio's `add_reader` (for readability only);
+    /// call `try_next*` again when it is readable, until one returns `Ok(None)`: a look that
+    /// finds nothing empties it and arms it again. Where the kernel offers io_uring futex waits
+    /// (Linux ≥ 6.7) the writer's wake-up reaches the descriptor directly; elsewhere one thread
+    /// per process waits for all readers' channels at once (`futex_waitv`), not one per reader.
     pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, ReadError> {
         self.registration()?;
         Ok(self.readiness.as_ref().expect("registered above").fd())

@@ -13,8 +13,10 @@
 //!
 //! Where the kernel offers io_uring futex waits (Linux ≥ 6.7), a registration waits without the
 //! thread: its own small ring queues a `FUTEX_WAIT` on the word and signals the eventfd when the
-//! writer wakes it (`uring.rs`), one wake-up instead of two. The thread then only checks those
-//! readers' writers for life.
+//! writer wakes it (`uring.rs`), one wake-up instead of two. The ring defers its completions to
+//! the reader's thread, so the writer's wake-up signals the eventfd itself; a reader that moves
+//! to another thread gets a new ring there. The thread then only checks those readers' writers
+//! for life.
 
 use crate::pins::Pins;
 use crate::ring;
@@ -113,10 +115,12 @@ impl Registration {
         self.efd.as_fd()
     }
 
-    /// Empties the eventfd (before looking for frames again) and takes the ring's completions.
+    /// Takes the ring's completions and empties the eventfd (after a look that found nothing).
+    ///
+    /// In that order: with deferred completions the kernel signals the eventfd twice for one
+    /// wake-up, at the writer's `FUTEX_WAKE` and again when `reap` posts the completion; reading
+    /// after reaping takes both, so the second is no spurious wake-up of the event loop.
     pub fn clear(&self) {
-        let mut buf = [0u8; 8];
-        let _ = rustix::io::read(&self.efd, &mut buf);
         if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             r.reap();
             if r.hung_up() {
@@ -124,6 +128,8 @@ impl Registration {
                 self.writer_gone.store(true, Ordering::Relaxed);
             }
         }
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.efd, &mut buf);
     }
 
     /// `true` (once) if the waker found the writer dead.
@@ -159,7 +165,12 @@ impl Registration {
             counted: false,
             uring: false,
         };
-        if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        if ring.as_ref().is_some_and(|r| !r.usable_here()) {
+            // The reader moved to another thread: the ring it made there serves it now.
+            *ring = FutexRing::new(Some(self.efd.as_fd()));
+        }
+        if let Some(r) = ring.as_mut() {
             if let Some(sock) = &hangup {
                 r.watch_hangup(sock);
             }

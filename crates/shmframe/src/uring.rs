@@ -17,6 +17,7 @@ use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 /// `futex2` flags: a 32-bit word, shared between processes (no `FUTEX2_PRIVATE`).
@@ -38,16 +39,37 @@ pub(crate) struct FutexRing {
     watched: Option<Arc<OwnedFd>>,
     /// The watched connection hung up.
     hung_up: bool,
+    /// A ring whose completions are *deferred* (`IORING_SETUP_DEFER_TASKRUN`), usable only from
+    /// the thread that made it: this one.
+    deferred: Option<ThreadId>,
 }
 
 impl FutexRing {
     /// A ring whose completions signal `efd`; `None` if this kernel offers no io_uring futex wait
     /// (or io_uring is disabled, or `SHMFRAME_NO_IO_URING` is set in the environment).
+    ///
+    /// With `efd`, the ring defers its completions to the thread that makes it
+    /// (`IORING_SETUP_DEFER_TASKRUN`): the writer's `FUTEX_WAKE` then signals `efd` at once, in
+    /// the writer's system call, instead of interrupting this thread (wherever it sleeps, e.g. in
+    /// `epoll_wait`) to post the completion first. The completion is posted when this thread
+    /// next enters the ring ([`FutexRing::reap`]); other threads must make their own ring
+    /// ([`FutexRing::usable_here`]).
     pub fn new(efd: Option<BorrowedFd<'_>>) -> Option<FutexRing> {
         if std::env::var_os("SHMFRAME_NO_IO_URING").is_some() {
             return None;
         }
-        let ring = IoUring::new(4).ok()?;
+        let deferred = efd.and_then(|_| {
+            IoUring::builder()
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag()
+                .build(4)
+                .ok()
+        });
+        let (ring, deferred) = match deferred {
+            Some(r) => (r, Some(std::thread::current().id())),
+            None => (IoUring::new(4).ok()?, None),
+        };
         let mut probe = io_uring::Probe::new();
         ring.submitter().register_probe(&mut probe).ok()?;
         if !probe.is_supported(opcode::FutexWait::CODE)
@@ -63,7 +85,14 @@ impl FutexRing {
             pending: None,
             watched: None,
             hung_up: false,
+            deferred,
         })
+    }
+
+    /// `false` if this ring defers its completions to another thread (see [`FutexRing::new`]).
+    pub fn usable_here(&self) -> bool {
+        self.deferred
+            .is_none_or(|t| t == std::thread::current().id())
     }
 
     /// Watches connection `sock` for a hang-up (once; a later call for another connection
@@ -120,6 +149,12 @@ impl FutexRing {
     /// `Err` if the kernel refused the submission (the caller then falls back to the waker thread).
     pub fn wait(&mut self, seg: &Arc<Segment>, word: &AtomicU32, seen: u32) -> Result<(), ()> {
         if self.pending.is_some() {
+            // A deferred completion signals the eventfd before it is posted: one that came after
+            // the caller last reaped may have been emptied with the eventfd since. Post it now,
+            // so that a wait that is over is never taken for one still queued.
+            self.reap();
+        }
+        if self.pending.is_some() {
             return Ok(());
         }
         let sqe = opcode::FutexWait::new(
@@ -143,6 +178,10 @@ impl FutexRing {
     /// Takes every completion; `true` if the queued wait completed (woken, or the word had moved)
     /// or the watched connection hung up.
     pub fn reap(&mut self) -> bool {
+        if self.deferred.is_some() && self.ring.submission().taskrun() && self.usable_here() {
+            // Completions are waiting to be posted: one enter with GETEVENTS posts them.
+            let _ = self.ring.submit();
+        }
         let mut done = false;
         for cqe in self.ring.completion() {
             match cqe.user_data() {
