@@ -12,8 +12,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
-/// The reader's readiness descriptor, registered with the tokio runtime it is first used in.
+/// The reader's readiness descriptor, registered with the tokio runtime it was last awaited in
+/// (a reader awaited in another runtime registers it there).
 pub(crate) type AsyncReadiness = Arc<AsyncFd<OwnedFd>>;
 
 fn io_err(r: &Reader, e: std::io::Error) -> ReadError {
@@ -26,20 +28,54 @@ fn io_err(r: &Reader, e: std::io::Error) -> ReadError {
 
 impl Reader {
     fn async_readiness(&mut self) -> Result<AsyncReadiness, ReadError> {
-        if let Some(a) = &self.aio {
-            return Ok(a.clone());
+        // Outside a runtime this panics, as tokio's own I/O types do.
+        let runtime = tokio::runtime::Handle::current().id();
+        if let Some((id, a)) = &self.aio {
+            if *id == runtime {
+                return Ok(a.clone());
+            }
         }
+        // First use, or another runtime than before: register with this one (the old
+        // registration, if its runtime still runs, would be driven by nobody here).
+        self.aio = None;
         let fd = self
             .readiness_fd()?
             .try_clone_to_owned()
             .map_err(|e| io_err(self, e))?;
+        // Readable only: an eventfd is always writable, and each emptying would be an event.
         // SAFETY: `fd` is an `OwnedFd` (a duplicate of the readiness eventfd, non-blocking) that
         // the `AsyncFd` owns and never replaces or closes while it is registered.
         #[allow(unsafe_code)]
-        let a = unsafe { AsyncFd::register(fd) };
+        let a = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
         let a = Arc::new(a.map_err(|e| io_err(self, e.into()))?);
-        self.aio = Some(a.clone());
+        self.aio = Some((runtime, a.clone()));
         Ok(a)
+    }
+
+    /// One step of an await: a look, and if it finds nothing, the descriptor's readiness.
+    fn poll_look<T>(
+        &mut self,
+        fd: &AsyncReadiness,
+        cx: &mut Context<'_>,
+        look: &mut impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
+    ) -> Poll<Result<T, ReadError>> {
+        loop {
+            // Readiness tokio still holds is older than the look below, which decides by itself
+            // (and empties the descriptor if it finds nothing): clear it first, so that a frame
+            // taken without emptying costs no second look. A wake-up after the look's load of
+            // the wake word fires the descriptor again (arming compares), so none is lost.
+            if let Poll::Ready(Ok(mut g)) = fd.poll_read_ready(cx) {
+                g.clear_ready();
+            }
+            if let Some(v) = look(self)? {
+                return Poll::Ready(Ok(v));
+            }
+            match fd.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(self, e))),
+            }
+        }
     }
 
     async fn next_with<T>(
@@ -47,15 +83,7 @@ impl Reader {
         mut look: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
     ) -> Result<T, ReadError> {
         let fd = self.async_readiness()?;
-        loop {
-            if let Some(v) = look(self)? {
-                return Ok(v);
-            }
-            // Readiness is cleared before the next look, so a wake-up that arrives after the look
-            // is never lost.
-            let mut g = fd.readable().await.map_err(|e| io_err(self, e))?;
-            g.clear_ready();
-        }
+        std::future::poll_fn(|cx| self.poll_look(&fd, cx, &mut look)).await
     }
 
     /// Waits (asynchronously) for the next frame and returns a verified copy. Cancel-safe: a
@@ -98,21 +126,14 @@ impl futures_core::Stream for Frames<'_> {
             Ok(fd) => fd,
             Err(e) => return Poll::Ready(Some(Err(e))),
         };
-        loop {
-            match this.reader.try_next() {
-                Ok(Some(f)) => return Poll::Ready(Some(Ok(f))),
-                Ok(None) => {}
-                Err(ReadError::Closed { .. }) => {
-                    this.done = true;
-                    return Poll::Ready(None);
-                }
-                Err(e) => return Poll::Ready(Some(Err(e))),
+        match this.reader.poll_look(&fd, cx, &mut Reader::try_next) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(f)) => Poll::Ready(Some(Ok(f))),
+            Poll::Ready(Err(ReadError::Closed { .. })) => {
+                this.done = true;
+                Poll::Ready(None)
             }
-            match fd.poll_read_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(mut g)) => g.clear_ready(),
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(io_err(this.reader, e)))),
-            }
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
         }
     }
 }

@@ -44,7 +44,7 @@ pub struct Reader {
     probed: Option<Instant>,
     readiness: Option<Arc<Registration>>,
     #[cfg(feature = "tokio")]
-    pub(crate) aio: Option<crate::aio::AsyncReadiness>,
+    pub(crate) aio: Option<(tokio::runtime::Id, crate::aio::AsyncReadiness)>,
 }
 
 /// A channel found, or `None` if there is none yet (no object or socket, one still initialising,
