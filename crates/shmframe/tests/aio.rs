@@ -144,6 +144,72 @@ fn cancelled_await_leaves_no_pin() {
     w.close().unwrap();
 }
 
+/// Awaits frame `i` with `r` in `rt` on a new thread: the await finds nothing and sleeps, then
+/// `w` publishes the frame. Panics unless the frame woke the await within 5 s.
+fn woken_on_a_new_thread(
+    rt: &std::sync::Arc<tokio::runtime::Runtime>,
+    r: Reader,
+    w: &mut shmframe::Writer,
+    i: u64,
+) -> Reader {
+    let rt = rt.clone();
+    let mut r = r;
+    let waiting = std::thread::spawn(move || {
+        // The deadline is looked at first: `tokio::time::timeout` would poll the read once more
+        // when it expires and find the frame that never woke it.
+        let got = rt.block_on(async {
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep(Duration::from_secs(5)) => None,
+                f = r.next_async() => Some(f),
+            }
+        });
+        (r, got)
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    w.write(shmframe::DType::U8, &[4], &pattern_frame(i, 4))
+        .unwrap();
+    let (r, got) = waiting.join().unwrap();
+    let f = got.expect("woken within 5 s").unwrap();
+    assert_eq!(f.index, i);
+    assert!(is_pattern(f.index, &f.data));
+    r
+}
+
+/// A reader awaited on one thread and then on others (as a multi-thread runtime moves a task)
+/// is still woken by every frame: the io_uring wait belongs to the thread that queued it, so a
+/// reader that moves makes its wait again where it is now.
+#[test]
+fn a_reader_moved_between_threads_is_still_woken() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = Guard::new("aiomove");
+    let mut w = shmframe::Writer::create(&g.name, shmframe::WriterOptions::new()).unwrap();
+    let mut r = Reader::open(&g.name).unwrap();
+    let rt = std::sync::Arc::new(runtime());
+    for i in 0..6u64 {
+        r = woken_on_a_new_thread(&rt, r, &mut w, i);
+    }
+    w.close().unwrap();
+}
+
+/// A reader awaited in one runtime and then in another (the first still running) is woken in
+/// the second: its descriptor is registered again with the runtime that awaits it.
+#[test]
+fn a_reader_awaited_in_another_runtime_is_woken_there() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = Guard::new("aiort");
+    let mut w = shmframe::Writer::create(&g.name, shmframe::WriterOptions::new()).unwrap();
+    let mut r = Reader::open(&g.name).unwrap();
+    let (first, second) = (
+        std::sync::Arc::new(runtime()),
+        std::sync::Arc::new(runtime()),
+    );
+    for i in 0..6u64 {
+        r = woken_on_a_new_thread(if i < 3 { &first } else { &second }, r, &mut w, i);
+    }
+    w.close().unwrap();
+}
+
 /// Waiting on 64 silent channels costs (next to) no CPU: the waker thread sleeps in the kernel.
 #[test]
 fn waiting_on_silent_channels_is_idle() {
@@ -204,7 +270,7 @@ fn the_tests_pass_with_the_waker_thread_too() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && said.contains("4 passed"),
+        out.status.success() && said.contains("6 passed"),
         "with the waker thread: {said}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
