@@ -35,5 +35,8 @@ def test_bench_runs_every_transport():
         for r in vs.values():
             assert r["p50_us"] is not None, r
         assert "added_over_blocking_p50_us" in vs["Python await aview()"]
+        floor = doc["asyncio_floor"]
+        assert floor["blocking_p50_us"] is not None and floor["asyncio_p50_us"] is not None
+        assert floor["added_p50_us"] == floor["asyncio_p50_us"] - floor["blocking_p50_us"]
     ours = re.compile(r"^(shmframe\.|sem\.)?bench-\d+-\d+")
     assert not [p for p in os.listdir("/dev/shm") if ours.match(p)]

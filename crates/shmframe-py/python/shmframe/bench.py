@@ -37,6 +37,13 @@ with nearest-rank percentiles, as ``shmframe read --json`` reports them; a reade
 median of its rounds' p50s (the command reports percentiles, not samples). Reported: each
 Python reader's p50 minus the Rust reader's p50 ("added"), with a ✓ when it is at most 10 µs,
 and the asyncio reader's p50 minus the blocking ``Reader.view()``'s, with the same bound.
+
+asyncio's own wake-up on the same machine, with no shmframe in it: a process writes its clock
+into a pipe every 1 ms (``--fps64``) and its parent reads each write with a blocking
+``os.read``, then (alternated, ``--rounds`` rounds) in an asyncio event loop, the pipe watched
+once with ``loop.add_reader`` and each read handed to the awaiting coroutine through a future,
+as ``aview()`` does. The difference of the two p50s is what any asyncio reader of a descriptor
+pays on this machine, the floor under the asyncio reader's "added" figure.
 """
 
 from __future__ import annotations
@@ -248,6 +255,56 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
             asyncio.run(awaiting(r, opened))
         else:
             blocking(r, opened)
+    print(json.dumps({"latencies_ns": lat}), flush=True)
+
+
+def read_pipe(mode: str, frames: int, fps: float) -> None:
+    """asyncio's floor: a child writes its clock into a pipe ``frames`` times at ``fps``; this
+    process reads each write (``mode``: ``block``, a blocking ``os.read``; ``asyncio``, the pipe
+    watched once with ``loop.add_reader``, the read handed to the awaiting coroutine) and
+    prints the latencies."""
+    import asyncio
+    import struct
+
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        next_at = time.monotonic() + 0.05
+        for _ in range(frames):
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            os.write(w, struct.pack("q", time.monotonic_ns()))
+            next_at += 1 / fps
+        os._exit(0)
+    os.close(w)
+    lat: List[int] = []
+
+    def took(b: bytes) -> None:
+        lat.append(time.monotonic_ns() - struct.unpack("q", b)[0])
+
+    async def awaiting() -> None:
+        loop = asyncio.get_running_loop()
+        woken: List[Optional["asyncio.Future[bytes]"]] = [None]
+
+        def on_ready() -> None:
+            b = os.read(r, 8)
+            f = woken[0]
+            if f is not None and not f.done():
+                f.set_result(b)
+
+        loop.add_reader(r, on_ready)
+        for _ in range(frames):
+            woken[0] = loop.create_future()
+            took(await woken[0])
+        loop.remove_reader(r)
+
+    if mode == "asyncio":
+        asyncio.run(awaiting())
+    else:
+        for _ in range(frames):
+            took(os.read(r, 8))
+    os.close(r)
+    os.waitpid(child, 0)
     print(json.dumps({"latencies_ns": lat}), flush=True)
 
 
@@ -496,6 +553,29 @@ def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds
               f"{rounds_us:<14} {added}", flush=True)
 
 
+def asyncio_floor(seconds: float, fps: float, rounds: int) -> Dict[str, Any]:
+    """asyncio's own wake-up next to a blocking read of a pipe (see the module's docstring)."""
+    me = [sys.executable, "-m", "shmframe.bench"]
+    frames = max(10, int(seconds * fps))
+    p50s: Dict[str, List[int]] = {"block": [], "asyncio": []}
+    for k in range(rounds):
+        for mode in (["block", "asyncio"] if k % 2 == 0 else ["asyncio", "block"]):
+            out = subprocess.run(me + ["_pipe_reader", mode, str(frames), str(fps)],
+                                 stdout=subprocess.PIPE, text=True, check=True,
+                                 timeout=seconds + 60)
+            v = [ns // 1000 for ns in json.loads(out.stdout)["latencies_ns"]]
+            p50s[mode].append(nearest_rank(v, 50))
+    block, aio = nearest_rank(p50s["block"], 50), nearest_rank(p50s["asyncio"], 50)
+    return {"blocking_p50_us": block, "asyncio_p50_us": aio,
+            "added_p50_us": None if block is None or aio is None else aio - block}
+
+
+def print_asyncio_floor(f: Dict[str, Any], fps: float) -> None:
+    print(f"\nasyncio's own wake-up, no shmframe (a pipe written at {fps:g} fps): blocking "
+          f"os.read p50 {f['blocking_p50_us']} us, asyncio add_reader p50 {f['asyncio_p50_us']} "
+          f"us: {f['added_p50_us']:+d} us", flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_writer":
@@ -510,6 +590,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     if argv and argv[0] == "_reader_vs_rust":
         read_vs_rust(argv[2], argv[1], int(argv[3]))
+        return
+    if argv and argv[0] == "_pipe_reader":
+        read_pipe(argv[1], int(argv[2]), float(argv[3]))
         return
     p = argparse.ArgumentParser(prog="python -m shmframe.bench", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
@@ -550,14 +633,17 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f"{row['p99_us']:>8.0f}", flush=True)
     bin_path = shmframe_bin(args.shmframe_bin)
     vs: List[Dict[str, Any]] = []
+    floor: Optional[Dict[str, Any]] = None
     if bin_path is None:
         print("\nno `shmframe` binary (--shmframe-bin, $SHMFRAME_BIN or PATH): skipping the "
               "comparison with the Rust reader")
     else:
         vs = vs_rust(bin_path, args.seconds, args.fps64, args.rounds)
         print_vs_rust(vs, args.seconds, args.fps64, args.rounds)
+        floor = asyncio_floor(args.seconds, args.fps64, args.rounds)
+        print_asyncio_floor(floor, args.fps64)
     if args.json:
-        print(json.dumps({"sizes": results, "vs_rust": vs}))
+        print(json.dumps({"sizes": results, "vs_rust": vs, "asyncio_floor": floor}))
 
 
 if __name__ == "__main__":
