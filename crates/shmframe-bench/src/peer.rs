@@ -63,7 +63,8 @@ pub enum WaitMode {
     /// Sleep in the kernel until woken (futex, iceoryx2 event, blocking read).
     Sleep,
     /// Await the frame in a tokio runtime (shmframe's `next_view_async`: the reader's readiness
-    /// fd in the runtime's epoll, signalled by the process's waker thread).
+    /// fd in the runtime's epoll, signalled by the writer's wake-up through an io_uring futex
+    /// wait, or by the process's waker thread where io_uring offers none).
     Async,
 }
 
