@@ -176,38 +176,40 @@ fn woken_on_a_new_thread(
     r
 }
 
+/// Six frames, each awaited by the same reader on a new thread, in `runtimes` in turn (the
+/// first half in the first, …): every frame must wake its await.
+fn six_awaits_each_on_a_new_thread(
+    tag: &str,
+    runtimes: &[std::sync::Arc<tokio::runtime::Runtime>],
+) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let g = Guard::new(tag);
+    let mut w = shmframe::Writer::create(&g.name, shmframe::WriterOptions::new()).unwrap();
+    let mut r = Reader::open(&g.name).unwrap();
+    for i in 0..6u64 {
+        let rt = &runtimes[i as usize * runtimes.len() / 6];
+        r = woken_on_a_new_thread(rt, r, &mut w, i);
+    }
+    w.close().unwrap();
+}
+
 /// A reader awaited on one thread and then on others (as a multi-thread runtime moves a task)
 /// is still woken by every frame: the io_uring wait belongs to the thread that queued it, so a
 /// reader that moves makes its wait again where it is now.
 #[test]
 fn a_reader_moved_between_threads_is_still_woken() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let g = Guard::new("aiomove");
-    let mut w = shmframe::Writer::create(&g.name, shmframe::WriterOptions::new()).unwrap();
-    let mut r = Reader::open(&g.name).unwrap();
-    let rt = std::sync::Arc::new(runtime());
-    for i in 0..6u64 {
-        r = woken_on_a_new_thread(&rt, r, &mut w, i);
-    }
-    w.close().unwrap();
+    six_awaits_each_on_a_new_thread("aiomove", &[std::sync::Arc::new(runtime())]);
 }
 
 /// A reader awaited in one runtime and then in another (the first still running) is woken in
 /// the second: its descriptor is registered again with the runtime that awaits it.
 #[test]
 fn a_reader_awaited_in_another_runtime_is_woken_there() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let g = Guard::new("aiort");
-    let mut w = shmframe::Writer::create(&g.name, shmframe::WriterOptions::new()).unwrap();
-    let mut r = Reader::open(&g.name).unwrap();
-    let (first, second) = (
+    let runtimes = [
         std::sync::Arc::new(runtime()),
         std::sync::Arc::new(runtime()),
-    );
-    for i in 0..6u64 {
-        r = woken_on_a_new_thread(if i < 3 { &first } else { &second }, r, &mut w, i);
-    }
-    w.close().unwrap();
+    ];
+    six_awaits_each_on_a_new_thread("aiort", &runtimes);
 }
 
 /// Waiting on 64 silent channels costs (next to) no CPU: the waker thread sleeps in the kernel.
