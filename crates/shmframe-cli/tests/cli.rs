@@ -474,8 +474,12 @@ fn bridge_native_to_native_keeps_metadata_and_counts_frames() {
     let b = d.channel("b");
     let w = d.spawn(&["write", &a, "--size", "16x8", "--fps", "100"]);
     d.wait_channel(&a);
-    let br = d.spawn(&["bridge", "--from", &a, "--to", &b, "--frames", "5"]);
-    let o = d.run(&read_json(&b, "2"));
+    // The reader waits for `b` before the bridge makes it, and the bridge carries ten times the
+    // frames it needs: a reader that starts late on a loaded machine still gets its two frames
+    // before the bridge closes `b`.
+    let rd = d.spawn(&read_json(&b, "2"));
+    let br = d.spawn(&["bridge", "--from", &a, "--to", &b, "--frames", "20"]);
+    let o = d.wait(rd);
     let j = json(&o);
     assert_eq!(j["torn"], 0, "checksums in the copied metadata still match");
     ok(&d.wait(br));
