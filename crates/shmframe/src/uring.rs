@@ -178,8 +178,9 @@ impl FutexRing {
     /// Takes every completion; `true` if the queued wait completed (woken, or the word had moved)
     /// or the watched connection hung up.
     pub fn reap(&mut self) -> bool {
-        if self.deferred.is_some() && self.ring.submission().taskrun() && self.usable_here() {
-            // Completions are waiting to be posted: one enter with GETEVENTS posts them.
+        if self.ring.submission().taskrun() && self.usable_here() {
+            // Completions are waiting to be posted (only a deferred ring raises the flag): one
+            // enter with GETEVENTS posts them.
             let _ = self.ring.submit();
         }
         let mut done = false;
