@@ -2,13 +2,14 @@
 # The Python package: builds the extension (abi3 wheel) with maturin, installs it into .venv and
 # runs the pytest suite in crates/shmframe-py/tests (dtypes, metadata, separate processes,
 # kill -9, Ctrl-C, zero-copy lifetimes, the `shmframe` command on the same channels, the
-# article's examples). Then the same suite with NumPy 1.x in a second venv, same wheel.
+# article's examples, asyncio in the standard library's event loop and in uvloop's). Then the
+# same suite with NumPy 1.x in a second venv, same wheel.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
 need_venv
-need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc pillow || exit 1
+need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc pillow "uvloop>=0.18" || exit 1
 
 # The cross-language tests drive the debug build of the `shmframe` command.
 build_shared || exit 1
@@ -35,7 +36,7 @@ V1="$ROOT/target/py-numpy1"
 if [ ! -x "$V1/bin/python" ]; then
   python3 -m venv "$V1" && "$V1/bin/python" -m pip install -q --upgrade pip || exit 1
 fi
-"$V1/bin/python" -m pip install -q "numpy<2" pytest pytest-timeout || exit 1
+"$V1/bin/python" -m pip install -q "numpy<2" pytest pytest-timeout "uvloop>=0.18" || exit 1
 "$V1/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/shmframe-*.whl || exit 1
 echo "--- pytest, numpy $("$V1/bin/python" -c 'import numpy; print(numpy.__version__)') (examples skipped: no OpenCV here)"
 (

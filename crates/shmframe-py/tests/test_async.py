@@ -140,9 +140,24 @@ def names(base: str, n: int) -> list:
     return [f"{base}-{k}" for k in range(n)]
 
 
-def run(coro, limit: float = 60):
-    """Runs `coro` in a new event loop (this thread), failing the test after `limit` seconds."""
-    return asyncio.run(asyncio.wait_for(coro, limit))
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop(request) -> str:
+    """The event loop a test's coroutines run in: the standard library's, then uvloop's (a
+    common replacement, with its own `add_reader`); skipped, visibly, without uvloop."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return request.param
+
+
+def run(coro, limit: float = 60, loop: str = "asyncio"):
+    """Runs `coro` in a new event loop of kind `loop` (this thread), failing the test after
+    `limit` seconds."""
+    main = asyncio.wait_for(coro, limit)
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def expect(p: subprocess.Popen, line: str) -> None:
@@ -202,7 +217,7 @@ def test_waiting_on_silent_channels_costs_under_one_percent_cpu(name, procs):
     assert m["cpu"] < 0.01 * m["wall"], f"{m['cpu']:.4f} s of CPU in {m['wall']:.2f} s"
 
 
-def test_killed_writer_ends_async_for_with_writer_gone_within_a_second(name, procs):
+def test_killed_writer_ends_async_for_with_writer_gone_within_a_second(name, procs, loop):
     w = procs.start(WRITER, name, "3", "0.001", "8", "--hold")
     expect(w, "ready")
     r = shmframe.Reader(name, timeout=10)
@@ -223,7 +238,7 @@ def test_killed_writer_ends_async_for_with_writer_gone_within_a_second(name, pro
     try:
         w.stdin.write("go\n")
         w.stdin.flush()
-        got, after = run(main(), 30)
+        got, after = run(main(), 30, loop)
     finally:
         r.close()
     assert got == [0, 1, 2]
@@ -242,7 +257,7 @@ async def _pinned(w: shmframe.Writer) -> bool:
         return True
 
 
-def test_cancelled_aview_and_aread_leave_nothing_pinned(name):
+def test_cancelled_aview_and_aread_leave_nothing_pinned(name, loop):
     with shmframe.Writer(name, slots=1) as w, shmframe.Reader(name, timeout=5) as r:
 
         async def hold_view(entered: asyncio.Event) -> None:
@@ -294,13 +309,13 @@ def test_cancelled_aview_and_aread_leave_nothing_pinned(name):
             with pytest.raises(shmframe.Error, match="released"):
                 f.array
 
-        run(main(), 30)
+        run(main(), 30, loop)
         gc.collect()
         assert not asyncio.run(_pinned(w))
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is Python 3.11+")
-def test_asyncio_timeout_around_aread_and_aview(name):
+def test_asyncio_timeout_around_aread_and_aview(name, loop):
     with shmframe.Writer(name, slots=1) as w, shmframe.Reader(name, timeout=5) as r:
 
         async def main() -> None:
@@ -316,10 +331,10 @@ def test_asyncio_timeout_around_aread_and_aview(name):
             assert f.index == 0 and f.array.tolist() == [0, 1, 2]
             assert not await _pinned(w)
 
-        run(main(), 30)
+        run(main(), 30, loop)
 
 
-def test_aread_timeout_raises_timeout(name):
+def test_aread_timeout_raises_timeout(name, loop):
     with shmframe.Writer(name) as w, shmframe.Reader(name, timeout=5) as r:
 
         async def main() -> None:
@@ -337,10 +352,10 @@ def test_aread_timeout_raises_timeout(name):
             f = await r.aread(timeout=0)  # ready now: no waiting needed
             assert f.array.tolist() == [0, 1, 2, 3, 4]
 
-        run(main(), 30)
+        run(main(), 30, loop)
 
 
-def test_async_for_ends_when_the_writer_closes_and_errors_match_the_blocking_api(name):
+def test_async_for_ends_when_the_writer_closes_and_errors_match_the_blocking_api(name, loop):
     w = shmframe.Writer(name)
     r = shmframe.Reader(name, timeout=5)
 
@@ -359,13 +374,13 @@ def test_async_for_ends_when_the_writer_closes_and_errors_match_the_blocking_api
         return got
 
     try:
-        assert run(main(), 30) == [(k, k) for k in range(5)]
+        assert run(main(), 30, loop) == [(k, k) for k in range(5)]
     finally:
         r.close()
         w.close()
 
 
-def test_fileno_and_one_waiter_per_reader(name):
+def test_fileno_and_one_waiter_per_reader(name, loop):
     with shmframe.Writer(name) as w:
         r = shmframe.Reader(name, timeout=5)
         fd = r.fileno()
@@ -380,7 +395,7 @@ def test_fileno_and_one_waiter_per_reader(name):
             w.write(np.arange(2))
             assert (await asyncio.wait_for(t, 5)).array.tolist() == [0, 1]
 
-        run(main(), 30)
+        run(main(), 30, loop)
         r.close()
         with pytest.raises(ValueError, match="closed"):
             r.fileno()

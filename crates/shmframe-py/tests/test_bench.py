@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -27,16 +28,25 @@ def test_bench_runs_every_transport():
     assert {r["transport"] for r in rows} == expected
     for r in rows:
         assert r["shape"] == [48, 64, 3] and r["fps"] > 0 and r["p50_us"] > 0, r
-    # The comparison with the Rust reader runs when a `shmframe` binary is found.
+    # The comparison with the Rust reader runs when a `shmframe` binary is found; its uvloop
+    # rows where uvloop is installed.
+    uvloop = importlib.util.find_spec("uvloop") is not None
     vs = {r["reader"]: r for r in doc["vs_rust"]}
     if vs:
-        assert set(vs) == {"Rust shmframe read", "Python Reader.view()", "Python Reader.read()",
-                           "Python await aview()"}
+        loops = {"Python await aview()"} | ({"Python aview() uvloop"} if uvloop else set())
+        assert set(vs) == {"Rust shmframe read", "Python Reader.view()",
+                           "Python Reader.read()"} | loops
         for r in vs.values():
             assert r["p50_us"] is not None, r
-        assert "added_over_blocking_p50_us" in vs["Python await aview()"]
+        for r in loops:
+            assert "added_over_blocking_p50_us" in vs[r]
         floor = doc["asyncio_floor"]
         assert floor["blocking_p50_us"] is not None and floor["asyncio_p50_us"] is not None
         assert floor["added_p50_us"] == floor["asyncio_p50_us"] - floor["blocking_p50_us"]
+        if uvloop:
+            assert floor["uvloop_added_p50_us"] == (floor["uvloop_p50_us"]
+                                                    - floor["blocking_p50_us"])
+        else:
+            assert floor["uvloop_p50_us"] is None and "uvloop is not installed" in out.stdout
     ours = re.compile(r"^(shmframe\.|sem\.)?bench-\d+-\d+")
     assert not [p for p in os.listdir("/dev/shm") if ours.match(p)]

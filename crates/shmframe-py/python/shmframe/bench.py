@@ -28,7 +28,8 @@ Python next to Rust (64 B frames, sleeping readers): ONE writer process publishe
 ``uint8`` frame every 1 ms (``--fps64``) for the whole comparison, and four readers take turns
 on its channel, one at a time, in ``--rounds`` rounds (the order rotated each round), each for
 ``--seconds``: :meth:`shmframe.Reader.view`, :meth:`shmframe.Reader.read`,
-``async with reader.aview()`` in an asyncio event loop, and the Rust reader,
+``async with reader.aview()`` in the standard library's asyncio event loop and (if uvloop is
+installed) in uvloop's, and the Rust reader,
 ``shmframe read NAME --headless --json`` (``Reader::next_into``, futex wake-up; the binary is
 ``--shmframe-bin``, else ``$SHMFRAME_BIN``, else ``shmframe`` on ``PATH``). Every reader's
 latency is its clock once it holds the frame minus the frame's ``timestamp_ns`` (the library's
@@ -36,14 +37,15 @@ publish time), for frames published after it opened the channel, in whole µs (r
 with nearest-rank percentiles, as ``shmframe read --json`` reports them; a reader's p50 is the
 median of its rounds' p50s (the command reports percentiles, not samples). Reported: each
 Python reader's p50 minus the Rust reader's p50 ("added"), with a ✓ when it is at most 10 µs,
-and the asyncio reader's p50 minus the blocking ``Reader.view()``'s, with the same bound.
+and each asyncio reader's p50 minus the blocking ``Reader.view()``'s, with the same bound.
 
 asyncio's own wake-up on the same machine, with no shmframe in it: a process writes its clock
 into a pipe every 1 ms (``--fps64``) and its parent reads each write with a blocking
 ``os.read``, then (alternated, ``--rounds`` rounds) in an asyncio event loop, the pipe watched
 once with ``loop.add_reader`` and each read handed to the awaiting coroutine through a future,
-as ``aview()`` does. The difference of the two p50s is what any asyncio reader of a descriptor
-pays on this machine, the floor under the asyncio reader's "added" figure.
+as ``aview()`` does; the same in uvloop's event loop if uvloop is installed. The difference of
+the p50s is what any asyncio reader of a descriptor pays on this machine in that event loop, the
+floor under the asyncio reader's "added" figure.
 """
 
 from __future__ import annotations
@@ -65,10 +67,38 @@ POLL = 0.0002
 # Python next to Rust: each reader and how it reads (`_reader_vs_rust` MODE; None: the Rust
 # `shmframe read` command), and (ADDED_MAX_US) what a Python reader may add to the Rust p50.
 VS_RUST = {"Rust shmframe read": None, "Python Reader.view()": "view",
-           "Python Reader.read()": "read", "Python await aview()": "aview"}
-# The asyncio reader is also compared with the blocking reader it stands in for.
-ASYNC_VS = {"Python await aview()": "Python Reader.view()"}
+           "Python Reader.read()": "read", "Python await aview()": "aview",
+           "Python aview() uvloop": "aview-uvloop"}
+# The asyncio readers are also compared with the blocking reader they stand in for.
+ASYNC_VS = {"Python await aview()": "Python Reader.view()",
+            "Python aview() uvloop": "Python Reader.view()"}
 ADDED_MAX_US = 10.0
+
+
+def has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_in_loop(main: Any, loop: str) -> Any:
+    """Runs coroutine ``main`` in a new event loop: the standard library's (``asyncio``) or
+    uvloop's (``uvloop``)."""
+    import asyncio
+
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def vs_rust_readers() -> Dict[str, Optional[str]]:
+    """The readers of the comparison with the Rust reader: the uvloop one only where uvloop is
+    installed."""
+    return {k: m for k, m in VS_RUST.items() if m != "aview-uvloop" or has_uvloop()}
 
 
 class MD(ctypes.Structure):
@@ -222,8 +252,8 @@ def run_writer_until_stop(name: str, nbytes: int, fps: float) -> None:
 
 
 def read_vs_rust(name: str, mode: str, frames: int) -> None:
-    """Receives ``frames`` frames (sleeping; ``mode`` is ``view``, ``read`` or ``aview``, the
-    last in an asyncio event loop), prints the latencies (frame's ``timestamp_ns`` to the clock
+    """Receives ``frames`` frames (sleeping; ``mode`` is ``view``, ``read``, ``aview`` (in the
+    standard library's asyncio event loop) or ``aview-uvloop``), prints the latencies (frame's ``timestamp_ns`` to the clock
     once the frame is in hand) of those published after the channel was opened."""
     import asyncio
 
@@ -251,8 +281,8 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
 
     with shmframe.Reader(name, timeout=30) as r:
         opened = time.monotonic_ns()
-        if mode == "aview":
-            asyncio.run(awaiting(r, opened))
+        if mode.startswith("aview"):
+            run_in_loop(awaiting(r, opened), "uvloop" if mode == "aview-uvloop" else "asyncio")
         else:
             blocking(r, opened)
     print(json.dumps({"latencies_ns": lat}), flush=True)
@@ -260,9 +290,9 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
 
 def read_pipe(mode: str, frames: int, fps: float) -> None:
     """asyncio's floor: a child writes its clock into a pipe ``frames`` times at ``fps``; this
-    process reads each write (``mode``: ``block``, a blocking ``os.read``; ``asyncio``, the pipe
-    watched once with ``loop.add_reader``, the read handed to the awaiting coroutine) and
-    prints the latencies."""
+    process reads each write (``mode``: ``block``, a blocking ``os.read``; ``asyncio`` or
+    ``uvloop``, the pipe watched once with ``loop.add_reader`` in that event loop, the read
+    handed to the awaiting coroutine) and prints the latencies."""
     import asyncio
     import struct
 
@@ -298,8 +328,8 @@ def read_pipe(mode: str, frames: int, fps: float) -> None:
             took(await woken[0])
         loop.remove_reader(r)
 
-    if mode == "asyncio":
-        asyncio.run(awaiting())
+    if mode in ("asyncio", "uvloop"):
+        run_in_loop(awaiting(), mode)
     else:
         for _ in range(frames):
             took(os.read(r, 8))
@@ -475,17 +505,18 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
     writer = subprocess.Popen(me + ["_writer_until", name, "64", str(fps)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     # Per reader: its p50 in each round, and (Python readers) every latency, whole us.
-    p50s: Dict[str, List[int]] = {r: [] for r in VS_RUST}
-    lat_us: Dict[str, List[int]] = {r: [] for r in VS_RUST}
+    readers = vs_rust_readers()
+    p50s: Dict[str, List[int]] = {r: [] for r in readers}
+    lat_us: Dict[str, List[int]] = {r: [] for r in readers}
     try:
         assert writer.stdout is not None and writer.stdin is not None
         if writer.stdout.readline().strip() != "ready":
             raise RuntimeError("the 64-byte writer did not start")
         for k in range(rounds):
-            readers = list(VS_RUST)
-            order = readers[k % len(readers):] + readers[:k % len(readers)]
+            names = list(readers)
+            order = names[k % len(names):] + names[:k % len(names)]
             for reader in order:
-                mode = VS_RUST[reader]
+                mode = readers[reader]
                 if mode is None:
                     cmd = [bin_path, "read", name, "--headless", "--json", "--frames", str(frames),
                            "--timeout", "30"]
@@ -512,10 +543,10 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
     # The CLI reports percentiles, not samples: every reader's p50 is the median of its rounds'.
     rust_p50 = nearest_rank(p50s["Rust shmframe read"], 50)
     rows = []
-    for reader in VS_RUST:
+    for reader, mode in readers.items():
         p50 = nearest_rank(p50s[reader], 50)
         row: Dict[str, Any] = {"reader": reader, "p50_us": p50, "p50_per_round_us": p50s[reader]}
-        if VS_RUST[reader] is not None:
+        if mode is not None:
             row["p99_us"] = nearest_rank(lat_us[reader], 99)
             row["frames"] = len(lat_us[reader])
             if p50 is not None and rust_p50 is not None:
@@ -533,7 +564,7 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
 def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds: int) -> None:
     print(f"\n64 B frames, sleeping readers, one writer at {fps:g} fps; the readers take turns "
           f"({rounds} rounds of {seconds:g} s each); latency in whole us:")
-    print(f"{'reader':<22} {'p50 us':>7} {'p99 us':>7} {'frames':>7}  {'p50 per round':<14} "
+    print(f"{'reader':<23} {'p50 us':>7} {'p99 us':>7} {'frames':>7}  {'p50 per round':<14} "
           "added p50 over the Rust reader")
     for r in rows:
         def cell(key: str) -> str:
@@ -549,31 +580,46 @@ def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds
                       f"{'✓' if r['ok_over_blocking'] else '✗'} "
                       f"{r['added_over_blocking_p50_us']:+d} us (≤ {ADDED_MAX_US:g} us)")
         rounds_us = ",".join(map(str, r["p50_per_round_us"]))
-        print(f"{r['reader']:<22} {cell('p50_us'):>7} {cell('p99_us'):>7} {cell('frames'):>7}  "
+        print(f"{r['reader']:<23} {cell('p50_us'):>7} {cell('p99_us'):>7} {cell('frames'):>7}  "
               f"{rounds_us:<14} {added}", flush=True)
+    if not has_uvloop():
+        print("(uvloop is not installed (pip install uvloop): no uvloop row)")
 
 
 def asyncio_floor(seconds: float, fps: float, rounds: int) -> Dict[str, Any]:
-    """asyncio's own wake-up next to a blocking read of a pipe (see the module's docstring)."""
+    """The event loops' own wake-up next to a blocking read of a pipe (see the module's
+    docstring): each loop's p50 and what it adds to the blocking read's (``uvloop`` keys are
+    None where uvloop is not installed)."""
     me = [sys.executable, "-m", "shmframe.bench"]
     frames = max(10, int(seconds * fps))
-    p50s: Dict[str, List[int]] = {"block": [], "asyncio": []}
+    modes = ["block", "asyncio"] + (["uvloop"] if has_uvloop() else [])
+    p50s: Dict[str, List[int]] = {m: [] for m in modes}
     for k in range(rounds):
-        for mode in (["block", "asyncio"] if k % 2 == 0 else ["asyncio", "block"]):
+        for mode in modes[k % len(modes):] + modes[:k % len(modes)]:
             out = subprocess.run(me + ["_pipe_reader", mode, str(frames), str(fps)],
                                  stdout=subprocess.PIPE, text=True, check=True,
                                  timeout=seconds + 60)
             v = [ns // 1000 for ns in json.loads(out.stdout)["latencies_ns"]]
             p50s[mode].append(nearest_rank(v, 50))
-    block, aio = nearest_rank(p50s["block"], 50), nearest_rank(p50s["asyncio"], 50)
-    return {"blocking_p50_us": block, "asyncio_p50_us": aio,
-            "added_p50_us": None if block is None or aio is None else aio - block}
+    block = nearest_rank(p50s["block"], 50)
+    floor: Dict[str, Any] = {"blocking_p50_us": block}
+    for loop in ("asyncio", "uvloop"):
+        p50 = nearest_rank(p50s[loop], 50) if loop in p50s else None
+        floor[f"{loop}_p50_us"] = p50
+        added = None if block is None or p50 is None else p50 - block
+        floor["added_p50_us" if loop == "asyncio" else "uvloop_added_p50_us"] = added
+    return floor
 
 
 def print_asyncio_floor(f: Dict[str, Any], fps: float) -> None:
-    print(f"\nasyncio's own wake-up, no shmframe (a pipe written at {fps:g} fps): blocking "
-          f"os.read p50 {f['blocking_p50_us']} us, asyncio add_reader p50 {f['asyncio_p50_us']} "
-          f"us: {f['added_p50_us']:+d} us", flush=True)
+    print(f"\nThe event loop's own wake-up, no shmframe (a pipe written at {fps:g} fps): blocking "
+          f"os.read p50 {f['blocking_p50_us']} us; asyncio add_reader p50 {f['asyncio_p50_us']} "
+          f"us: {f['added_p50_us']:+d} us", end="")
+    if f["uvloop_p50_us"] is None:
+        print("; uvloop is not installed (pip install uvloop): not measured", flush=True)
+    else:
+        print(f"; uvloop add_reader p50 {f['uvloop_p50_us']} us: "
+              f"{f['uvloop_added_p50_us']:+d} us", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
