@@ -150,6 +150,10 @@ pub struct ReadArgs {
     /// Connect to the channel a writer serves on the Unix socket at PATH (`write --socket`).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["name", "protocol"])]
     pub socket: Option<PathBuf>,
+    /// Ask the scheduler to run this reader as soon as a frame wakes it (a 0.1 ms time slice;
+    /// Linux 6.12 and later): lower latency while the writer's core is busy.
+    #[arg(long)]
+    pub low_latency: bool,
 }
 
 /// `shmframe ls`.

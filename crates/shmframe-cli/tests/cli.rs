@@ -152,6 +152,51 @@ fn sigint_and_sigterm_stop_a_writer_cleanly_and_remove_its_channel() {
     }
 }
 
+#[test]
+fn read_low_latency_gives_the_reader_a_short_time_slice() {
+    let mut d = Dir::new("lowlat");
+    let ch = d.channel("ll");
+    let w = d.spawn(&["write", &ch, "--size", "32x32", "--fps", "50"]);
+    d.wait_channel(&ch);
+    let r = d.spawn(&[
+        "read",
+        &ch,
+        "--headless",
+        "--timeout",
+        "30",
+        "--low-latency",
+    ]);
+    // The scheduler's own account of the reader's main thread (the one that waits for frames).
+    let sched = format!("/proc/{}/sched", d.pid(r));
+    let slice = || -> Option<u64> {
+        let text = std::fs::read_to_string(&sched).ok()?;
+        let line = text.lines().find(|l| l.starts_with("se.slice"))?;
+        line.split(':').nth(1)?.trim().parse().ok()
+    };
+    let short = kernel() >= (6, 12);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while short && slice() != Some(100_000) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = slice();
+    d.signal(r, Signal::INT);
+    let ro = d.wait(r);
+    d.signal(w, Signal::INT);
+    ok(&d.wait(w));
+    ok(&ro);
+    if short {
+        assert_eq!(
+            seen,
+            Some(100_000),
+            "the reader's slice (ns): {}",
+            stderr(&ro)
+        );
+    } else {
+        // A hint: where the kernel has no per-thread slices the reader only says so.
+        assert!(stderr(&ro).contains("Linux 6.12"), "{}", stderr(&ro));
+    }
+}
+
 /// Stale channels are global to the machine, so the tests that make them run in sequence.
 #[test]
 fn keep_ls_info_rm_and_rm_stale() {
@@ -547,4 +592,12 @@ fn reader_gives_up_on_a_dead_writer_after_the_timeout() {
         &d.run(&["read", &ch, "--headless", "--timeout", "0.5"]),
         &["error:", "is gone", "no new writer appeared"],
     );
+}
+
+/// The running kernel's version as (major, minor).
+fn kernel() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (next(), next())
 }

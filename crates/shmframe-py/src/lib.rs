@@ -1169,6 +1169,20 @@ fn monotonic_ns() -> u64 {
     shmframe::monotonic_ns()
 }
 
+/// Asks the scheduler to run the calling thread as soon as a frame wakes it (a 0.1 ms time
+/// slice, Linux 6.12 and later; policy and nice value kept). Returns the slice in seconds.
+#[pyfunction]
+fn prefer_low_latency() -> PyResult<f64> {
+    use shmframe::SchedError;
+    match shmframe::prefer_low_latency() {
+        Ok(slice) => Ok(slice.as_secs_f64()),
+        Err(e @ SchedError::Io { source, .. }) if source == shmframe::error::Errno::PERM => {
+            Err(PermissionDenied::new_err(e.to_string()))
+        }
+        Err(e) => Err(Error::new_err(e.to_string())),
+    }
+}
+
 /// Removes channel `name` (and its pin tables) from /dev/shm, as `shmframe rm NAME` does:
 /// processes that have it open keep their mapping, nobody new can attach. For channels written
 /// with `keep=True`, which outlive their writer.
@@ -1194,6 +1208,7 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFrameView>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(remove, m)?)?;
+    m.add_function(wrap_pyfunction!(prefer_low_latency, m)?)?;
     m.add("MAX_DIMS", shmframe::layout::MAX_DIMS)?;
     Ok(())
 }

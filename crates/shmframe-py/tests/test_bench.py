@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+from shmframe.bench import has_short_slices
+
 
 def test_bench_runs_every_transport():
     out = subprocess.run(
@@ -34,8 +36,10 @@ def test_bench_runs_every_transport():
     vs = {r["reader"]: r for r in doc["vs_rust"]}
     if vs:
         loops = {"Python await aview()"} | ({"Python aview() uvloop"} if uvloop else set())
+        short = ({"Rust read --low-latency", "Python view() low-latency"}
+                 if has_short_slices() else set())
         assert set(vs) == {"Rust shmframe read", "Python Reader.view()",
-                           "Python Reader.read()"} | loops
+                           "Python Reader.read()"} | loops | short
         for r in vs.values():
             assert r["p50_us"] is not None, r
         for r in loops:

@@ -487,3 +487,27 @@ pub enum RemoveError {
         source: Errno,
     },
 }
+
+/// [`crate::prefer_low_latency`] left the thread's time slice as it was.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchedError {
+    /// The kernel keeps one time slice for every normal thread (custom slices came in Linux 6.12).
+    #[error("this kernel has no per-thread time slice for normal threads (Linux 6.12 and later have): the thread keeps the default one, and readers still work, only waking later")]
+    Unsupported,
+    /// The thread is not a normal (`SCHED_OTHER`) thread.
+    #[error("the calling thread's scheduling policy is {policy}, not SCHED_OTHER (0): left unchanged (a real-time thread already preempts normal ones)")]
+    Policy {
+        /// Its policy number (`SCHED_FIFO` 1, `SCHED_RR` 2, `SCHED_BATCH` 3, `SCHED_IDLE` 5…).
+        policy: u32,
+    },
+    /// A system call failed (`EPERM`: a seccomp profile or a security module forbids it).
+    #[error("{op} on the calling thread failed: {source}")]
+    Io {
+        /// The call.
+        op: &'static str,
+        /// The error number.
+        #[source]
+        source: Errno,
+    },
+}

@@ -46,6 +46,7 @@ mod reader;
 mod readiness;
 #[doc(hidden)]
 pub mod ring;
+mod sched;
 pub mod seed;
 mod segment;
 mod socket;
@@ -56,11 +57,13 @@ mod writer;
 #[cfg(feature = "tokio")]
 pub use aio::Frames;
 pub use error::{
-    CreateError, MetaError, NameError, OpenError, ReadError, RemoveError, SchemaError, WriteError,
+    CreateError, MetaError, NameError, OpenError, ReadError, RemoveError, SchedError, SchemaError,
+    WriteError,
 };
 pub use frame::{DType, Element, Field, FieldType, Frame, Metadata, Schema};
 pub use name::{Name, MAX_NAME_LEN, OBJECT_PREFIX, PINS_PREFIX, SHM_DIR};
 pub use reader::{FrameView, Reader, LIVENESS_INTERVAL};
+pub use sched::{prefer_low_latency, LOW_LATENCY_SLICE};
 pub use socket::RefusedPeer;
 pub use wake::monotonic_ns;
 pub use writer::{Loan, RawLoan, Writer, WriterOptions, DEFAULT_SLOTS};

@@ -26,6 +26,12 @@ enum Display {
 
 /// Runs `shmframe read`.
 pub fn run(a: ReadArgs) -> anyhow::Result<()> {
+    if a.low_latency {
+        // A hint: without it the reader works the same, only waking later.
+        if let Err(e) = shmframe::prefer_low_latency() {
+            eprintln!("shmframe read: --low-latency: {e}");
+        }
+    }
     let limit = a.timeout.map(Duration::from_secs_f64);
     let place = Place::of(
         a.name.as_deref(),

@@ -45,7 +45,16 @@ from ._errors import (
     Timeout,
     WriterGone,
 )
-from ._shmframe import MAX_DIMS, Frame, FrameView, _Reader, _Writer, monotonic_ns, remove
+from ._shmframe import (
+    MAX_DIMS,
+    Frame,
+    FrameView,
+    _Reader,
+    _Writer,
+    monotonic_ns,
+    prefer_low_latency,
+    remove,
+)
 
 __all__ = [
     "Writer",
@@ -55,6 +64,7 @@ __all__ = [
     "RefusedPeer",
     *_errors.__all__,
     "monotonic_ns",
+    "prefer_low_latency",
     "remove",
     "MAX_DIMS",
 ]

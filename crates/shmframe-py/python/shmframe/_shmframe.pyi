@@ -17,6 +17,16 @@ MAX_DIMS: int
 def monotonic_ns() -> int:
     """CLOCK_MONOTONIC in nanoseconds, the clock of ``Frame.timestamp_ns``."""
 
+def prefer_low_latency() -> float:
+    """Asks the scheduler to run the calling thread as soon as a frame wakes it: a 0.1 ms time
+    slice (Linux 6.12 and later; policy and nice value kept). Call it in the thread that reads.
+    Returns the slice in seconds.
+
+    :raises Error: the kernel has no per-thread slices, or the thread is not a normal
+        (``SCHED_OTHER``) thread; it is left as it was, and readers work the same.
+    :raises PermissionError: the system forbids the call (seccomp, a security module).
+    """
+
 def remove(name: str) -> None:
     """Removes channel ``name`` and its pin tables from /dev/shm (``shmframe rm NAME``).
 

@@ -37,7 +37,10 @@ publish time), for frames published after it opened the channel, in whole µs (r
 with nearest-rank percentiles, as ``shmframe read --json`` reports them; a reader's p50 is the
 median of its rounds' p50s (the command reports percentiles, not samples). Reported: each
 Python reader's p50 minus the Rust reader's p50 ("added"), with a ✓ when it is at most 10 µs,
-and each asyncio reader's p50 minus the blocking ``Reader.view()``'s, with the same bound.
+and each asyncio reader's p50 minus the blocking ``Reader.view()``'s, with the same bound. Where
+the kernel has per-thread time slices (Linux 6.12 and later), two more readers take their turns:
+``shmframe read --low-latency`` and ``Reader.view()`` in a process that called
+:func:`shmframe.prefer_low_latency` first, the second compared with the first.
 
 asyncio's own wake-up on the same machine, with no shmframe in it: a process writes its clock
 into a pipe every 1 ms (``--fps64``) and its parent reads each write with a blocking
@@ -68,7 +71,13 @@ POLL = 0.0002
 # `shmframe read` command), and (ADDED_MAX_US) what a Python reader may add to the Rust p50.
 VS_RUST = {"Rust shmframe read": None, "Python Reader.view()": "view",
            "Python Reader.read()": "read", "Python await aview()": "aview",
-           "Python aview() uvloop": "aview-uvloop"}
+           "Python aview() uvloop": "aview-uvloop",
+           "Rust read --low-latency": "rust-ll", "Python view() low-latency": "view-ll"}
+# The Rust readers' modes (the `shmframe read` command; `rust-ll` with --low-latency).
+RUST_MODES = (None, "rust-ll")
+# The Rust reader each Python reader is compared with (default: "Rust shmframe read"): a reader
+# that asked for a short time slice with the Rust reader that did the same.
+BASELINE = {"Python view() low-latency": "Rust read --low-latency"}
 # The asyncio readers are also compared with the blocking reader they stand in for.
 ASYNC_VS = {"Python await aview()": "Python Reader.view()",
             "Python aview() uvloop": "Python Reader.view()"}
@@ -95,10 +104,34 @@ def run_in_loop(main: Any, loop: str) -> Any:
     return asyncio.run(main)
 
 
+def has_short_slices() -> bool:
+    """True if this kernel gives a thread the short time slice ``prefer_low_latency`` asks for
+    (asked in a thread of its own, which then ends)."""
+    import threading
+
+    import shmframe
+
+    got: List[bool] = []
+
+    def ask() -> None:
+        try:
+            shmframe.prefer_low_latency()
+            got.append(True)
+        except shmframe.Error:
+            got.append(False)
+
+    t = threading.Thread(target=ask)
+    t.start()
+    t.join()
+    return got == [True]
+
+
 def vs_rust_readers() -> Dict[str, Optional[str]]:
     """The readers of the comparison with the Rust reader: the uvloop one only where uvloop is
-    installed."""
-    return {k: m for k, m in VS_RUST.items() if m != "aview-uvloop" or has_uvloop()}
+    installed, the low-latency ones only where the kernel has per-thread time slices."""
+    short = has_short_slices()
+    return {k: m for k, m in VS_RUST.items()
+            if (m != "aview-uvloop" or has_uvloop()) and (m not in ("rust-ll", "view-ll") or short)}
 
 
 class MD(ctypes.Structure):
@@ -263,7 +296,7 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
 
     def blocking(r: "shmframe.Reader", opened: int) -> None:
         for _ in range(frames):
-            if mode == "view":
+            if mode in ("view", "view-ll"):
                 with r.view(timeout=30) as f:
                     now = time.monotonic_ns()
             else:
@@ -279,6 +312,8 @@ def read_vs_rust(name: str, mode: str, frames: int) -> None:
             if f.timestamp_ns >= opened:
                 lat.append(now - f.timestamp_ns)
 
+    if mode == "view-ll":
+        shmframe.prefer_low_latency()
     with shmframe.Reader(name, timeout=30) as r:
         opened = time.monotonic_ns()
         if mode.startswith("aview"):
@@ -517,9 +552,9 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
             order = names[k % len(names):] + names[:k % len(names)]
             for reader in order:
                 mode = readers[reader]
-                if mode is None:
+                if mode in RUST_MODES:
                     cmd = [bin_path, "read", name, "--headless", "--json", "--frames", str(frames),
-                           "--timeout", "30"]
+                           "--timeout", "30"] + (["--low-latency"] if mode == "rust-ll" else [])
                     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True, check=True, timeout=seconds + 60)
                     p50s[reader].append(int(json.loads(out.stdout)["latency_us_p50"]))
@@ -541,12 +576,12 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
                 writer.kill()
                 writer.wait()
     # The CLI reports percentiles, not samples: every reader's p50 is the median of its rounds'.
-    rust_p50 = nearest_rank(p50s["Rust shmframe read"], 50)
     rows = []
     for reader, mode in readers.items():
         p50 = nearest_rank(p50s[reader], 50)
         row: Dict[str, Any] = {"reader": reader, "p50_us": p50, "p50_per_round_us": p50s[reader]}
-        if mode is not None:
+        if mode not in RUST_MODES:
+            rust_p50 = nearest_rank(p50s[BASELINE.get(reader, "Rust shmframe read")], 50)
             row["p99_us"] = nearest_rank(lat_us[reader], 99)
             row["frames"] = len(lat_us[reader])
             if p50 is not None and rust_p50 is not None:
@@ -564,8 +599,8 @@ def vs_rust(bin_path: str, seconds: float, fps: float, rounds: int) -> List[Dict
 def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds: int) -> None:
     print(f"\n64 B frames, sleeping readers, one writer at {fps:g} fps; the readers take turns "
           f"({rounds} rounds of {seconds:g} s each); latency in whole us:")
-    print(f"{'reader':<23} {'p50 us':>7} {'p99 us':>7} {'frames':>7}  {'p50 per round':<14} "
-          "added p50 over the Rust reader")
+    print(f"{'reader':<26} {'p50 us':>7} {'p99 us':>7} {'frames':>7}  {'p50 per round':<14} "
+          "added p50 over the Rust reader (of the same time slice)")
     for r in rows:
         def cell(key: str) -> str:
             v = r.get(key)
@@ -580,10 +615,13 @@ def print_vs_rust(rows: List[Dict[str, Any]], seconds: float, fps: float, rounds
                       f"{'✓' if r['ok_over_blocking'] else '✗'} "
                       f"{r['added_over_blocking_p50_us']:+d} us (≤ {ADDED_MAX_US:g} us)")
         rounds_us = ",".join(map(str, r["p50_per_round_us"]))
-        print(f"{r['reader']:<23} {cell('p50_us'):>7} {cell('p99_us'):>7} {cell('frames'):>7}  "
+        print(f"{r['reader']:<26} {cell('p50_us'):>7} {cell('p99_us'):>7} {cell('frames'):>7}  "
               f"{rounds_us:<14} {added}", flush=True)
     if not has_uvloop():
         print("(uvloop is not installed (pip install uvloop): no uvloop row)")
+    if not any(r["reader"] == "Rust read --low-latency" for r in rows):
+        print("(this kernel has no per-thread time slices (Linux 6.12 and later): no "
+              "low-latency rows)")
 
 
 def asyncio_floor(seconds: float, fps: float, rounds: int) -> Dict[str, Any]:
