@@ -40,5 +40,19 @@ smoke() {
 }
 check "shmframe bench --smoke" smoke
 
+# --low-latency: every reader peer asks for a short time slice first; where the kernel has no
+# per-thread slices (before Linux 6.12) the command says so at once.
+low_latency() {
+  local o rc=0
+  o="$(timeout 85 "$bin" bench --smoke --only shmframe --low-latency 2>&1)" || rc=$?
+  if [ "$(printf '%s\n6.12\n' "$(uname -r | cut -d- -f1)" | sort -V | head -1)" = "6.12" ]; then
+    [ "$rc" -eq 0 ] && grep -qF 'Command: `shmframe bench --smoke --low-latency --only shmframe`' <<<"$o" \
+      || { echo "$o" | tail -5; return 1; }
+  else
+    [ "$rc" -ne 0 ] && grep -qF "Linux 6.12" <<<"$o" || { echo "$o" | tail -5; return 1; }
+  fi
+}
+check "shmframe bench --smoke --low-latency" low_latency
+
 echo "bench: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -46,6 +46,11 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Transport>,
 
+    /// Every reader peer, of every transport, first asks for a short scheduler time slice
+    /// (`shmframe::prefer_low_latency`, Linux 6.12 and later), as `shmframe read --low-latency`.
+    #[arg(long)]
+    pub low_latency: bool,
+
     /// Internal: run as a peer process of the benchmark.
     #[arg(long, hide = true, value_parser = ["writer", "reader"])]
     pub peer: Option<String>,
@@ -106,6 +111,8 @@ pub(crate) struct Budget {
     pub payloads: usize,
     /// Fan-out reader counts.
     pub fan: &'static [usize],
+    /// Reader peers ask for a short time slice (`--low-latency`).
+    pub low_latency: bool,
 }
 
 impl Budget {
@@ -120,6 +127,7 @@ impl Budget {
                 fan_secs: 0.2,
                 payloads: 2,
                 fan: &[1, 2],
+                low_latency: args.low_latency,
             }
         } else if args.quick {
             Budget {
@@ -131,6 +139,7 @@ impl Budget {
                 fan_secs: 0.5,
                 payloads: 4,
                 fan: &[0, 1, 2, 4],
+                low_latency: args.low_latency,
             }
         } else {
             Budget {
@@ -142,6 +151,7 @@ impl Budget {
                 fan_secs: 2.0,
                 payloads: 4,
                 fan: &[0, 1, 2, 4],
+                low_latency: args.low_latency,
             }
         }
     }
@@ -162,11 +172,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
             seconds: args.seconds,
             readers: args.readers,
             slots: args.slots,
+            low_latency: args.low_latency,
         };
         return match role.as_str() {
             "writer" => peer::writer(&spec),
             _ => peer::reader(&spec),
         };
+    }
+    if args.low_latency {
+        // Asked in a thread of its own (this one keeps its slice): a kernel without per-thread
+        // slices fails here, once, rather than in every reader peer.
+        std::thread::spawn(shmframe::prefer_low_latency)
+            .join()
+            .map_err(|_| anyhow::anyhow!("--low-latency: the check panicked"))?
+            .context("--low-latency")?;
     }
     let budget = Budget::of(&args);
     let report = report::measure(&args, budget)?;
@@ -317,7 +336,11 @@ pub(crate) fn pace_us(copy_ns: u64) -> u64 {
     (3 * copy_ns / 1000).max(1000)
 }
 
-pub(crate) fn spec(transport: Transport, read: ReadMode, wait: WaitMode, bytes: usize) -> PeerSpec {
+pub(crate) fn spec(
+    (transport, read, wait): (Transport, ReadMode, WaitMode),
+    bytes: usize,
+    b: Budget,
+) -> PeerSpec {
     PeerSpec {
         transport,
         read,
@@ -329,6 +352,7 @@ pub(crate) fn spec(transport: Transport, read: ReadMode, wait: WaitMode, bytes: 
         seconds: 1.0,
         readers: 1,
         slots: shmframe::DEFAULT_SLOTS,
+        low_latency: b.low_latency,
     }
 }
 

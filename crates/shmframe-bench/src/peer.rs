@@ -86,6 +86,8 @@ pub struct PeerSpec {
     pub readers: usize,
     /// shmframe ring slots.
     pub slots: u32,
+    /// A reader asks for a short scheduler time slice before it opens the channel.
+    pub low_latency: bool,
 }
 
 impl PeerSpec {
@@ -118,6 +120,9 @@ impl PeerSpec {
             "--slots".into(),
             self.slots.to_string(),
         ]
+        .into_iter()
+        .chain(self.low_latency.then(|| "--low-latency".to_string()))
+        .collect()
     }
 }
 
@@ -552,6 +557,9 @@ impl Sub {
 
 /// The reader peer.
 pub fn reader(s: &PeerSpec) -> Result<()> {
+    if s.low_latency {
+        shmframe::prefer_low_latency().context("--low-latency")?;
+    }
     let mut sub = Sub::open(s).context("opening the benchmark channel")?;
     line("ready")?;
     let mut lat = Vec::with_capacity(s.frames.min(1 << 20) as usize);

@@ -119,7 +119,7 @@ fn measure_peer(
         error: None,
     };
     let result = (|| -> Result<()> {
-        let mut paced = spec(t, r, w, bytes);
+        let mut paced = spec((t, r, w), bytes, b);
         paced.period_us = period_us;
         paced.frames = lat_frames;
         paced.seconds = 1e9;
@@ -128,7 +128,7 @@ fn measure_peer(
         row.missed += rs[0].missed;
         row.torn += rs[0].torn;
         sleep_between_runs();
-        let mut full = spec(t, r, w, bytes);
+        let mut full = spec((t, r, w), bytes, b);
         full.seconds = b.full_secs;
         let (wr, rs) = run_peers(&full).context("full-rate run")?;
         let rr = &rs[0];
@@ -169,7 +169,8 @@ fn measure_fill(payload: &'static str, bytes: usize, b: Budget) -> Row {
         verdict: String::new(),
         error: None,
     };
-    let mut s = spec(Transport::Shmframe, ReadMode::View, WaitMode::Sleep, bytes);
+    let shm_view_sleep = (Transport::Shmframe, ReadMode::View, WaitMode::Sleep);
+    let mut s = spec(shm_view_sleep, bytes, b);
     s.readers = 0;
     s.seconds = b.full_secs;
     match run_peers(&s) {
@@ -195,7 +196,8 @@ fn measure_fan(readers: usize, b: Budget) -> Fan {
         torn: 0,
         error: None,
     };
-    let mut s = spec(Transport::Shmframe, ReadMode::View, WaitMode::Sleep, bytes);
+    let shm_view_sleep = (Transport::Shmframe, ReadMode::View, WaitMode::Sleep);
+    let mut s = spec(shm_view_sleep, bytes, b);
     s.readers = readers;
     s.seconds = b.fan_secs;
     match run_peers(&s) {
@@ -268,6 +270,9 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
     }
     if let Some(o) = &args.out {
         let _ = write!(command, " --out {}", o.display());
+    }
+    if args.low_latency {
+        command.push_str(" --low-latency");
     }
     if !args.only.is_empty() {
         let names: Vec<String> = args
