@@ -84,6 +84,11 @@ typedef enum {
    * A bug in shmframe (a Rust panic, caught at the boundary). Please report the message.
    */
   SHMFRAME_INTERNAL = 13,
+  /**
+   * This kernel or this thread does not offer what was asked (`shmframe_prefer_low_latency`:
+   * no per-thread time slices before Linux 6.12, or a thread that is not SCHED_OTHER).
+   */
+  SHMFRAME_UNSUPPORTED = 14,
 } shmframe_status;
 
 /**
@@ -223,6 +228,21 @@ const char *shmframe_dtype_name(shmframe_dtype dtype);
  * Thread safety: any thread.
  */
 uint64_t shmframe_monotonic_ns(void);
+
+/**
+ * Asks the scheduler to run the calling thread as soon as a frame wakes it: a 0.1 ms time
+ * slice instead of the default few ms (Linux 6.12 and later; no privilege needed; the thread's
+ * policy and nice value are kept). A woken reader then preempts the thread that woke it
+ * (often the writer, on the same core) instead of waiting for it to sleep. Call it in the
+ * thread that reads.
+ *
+ * Returns SHMFRAME_UNSUPPORTED (the thread is left as it was; readers work the same) on older
+ * kernels or for a thread that is not SCHED_OTHER, SHMFRAME_PERMISSION where the system forbids
+ * the call.
+ *
+ * Thread safety: any thread; it changes only the calling one.
+ */
+shmframe_status shmframe_prefer_low_latency(void);
 
 /**
  * Frees a string this library allocated (`shmframe_reader_schema_json`,

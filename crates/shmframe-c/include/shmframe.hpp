@@ -112,6 +112,11 @@ inline std::optional<std::string> take_string(char* s) {
 /// The library's version ("0.1.0").
 inline std::string version() { return shmframe_version(); }
 
+/// Asks the scheduler to run the calling thread as soon as a frame wakes it (a 0.1 ms time
+/// slice; Linux 6.12 and later); see shmframe_prefer_low_latency. Throws Error
+/// (SHMFRAME_UNSUPPORTED on older kernels; the thread is then left as it was).
+inline void prefer_low_latency() { detail::check(shmframe_prefer_low_latency()); }
+
 /// The dtype of a C++ element type: dtype_of<uint8_t>() == SHMFRAME_U8, …
 template <class T>
 constexpr shmframe_dtype dtype_of() {

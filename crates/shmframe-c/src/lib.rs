@@ -71,6 +71,9 @@ pub enum shmframe_status {
     SHMFRAME_SLOTS_PINNED = 12,
     /// A bug in shmframe (a Rust panic, caught at the boundary). Please report the message.
     SHMFRAME_INTERNAL = 13,
+    /// This kernel or this thread does not offer what was asked (`shmframe_prefer_low_latency`:
+    /// no per-thread time slices before Linux 6.12, or a thread that is not SCHED_OTHER).
+    SHMFRAME_UNSUPPORTED = 14,
 }
 
 use shmframe_status::*;
@@ -478,6 +481,7 @@ pub extern "C" fn shmframe_status_name(status: shmframe_status_arg) -> *const c_
         11 => c"SHMFRAME_VERSION_MISMATCH",
         12 => c"SHMFRAME_SLOTS_PINNED",
         13 => c"SHMFRAME_INTERNAL",
+        14 => c"SHMFRAME_UNSUPPORTED",
         _ => c"SHMFRAME_UNKNOWN_STATUS",
     };
     name.as_ptr()
@@ -521,6 +525,36 @@ pub extern "C" fn shmframe_dtype_name(dtype: shmframe_dtype_arg) -> *const c_cha
 #[no_mangle]
 pub extern "C" fn shmframe_monotonic_ns() -> u64 {
     guard_value(0, || Ok(sf::monotonic_ns()))
+}
+
+/// Asks the scheduler to run the calling thread as soon as a frame wakes it: a 0.1 ms time
+/// slice instead of the default few ms (Linux 6.12 and later; no privilege needed; the thread's
+/// policy and nice value are kept). A woken reader then preempts the thread that woke it
+/// (often the writer, on the same core) instead of waiting for it to sleep. Call it in the
+/// thread that reads.
+///
+/// Returns SHMFRAME_UNSUPPORTED (the thread is left as it was; readers work the same) on older
+/// kernels or for a thread that is not SCHED_OTHER, SHMFRAME_PERMISSION where the system forbids
+/// the call.
+///
+/// Thread safety: any thread; it changes only the calling one.
+#[no_mangle]
+pub extern "C" fn shmframe_prefer_low_latency() -> shmframe_status {
+    guard(|| {
+        sf::prefer_low_latency().map(drop).map_err(|e| {
+            let status = match &e {
+                sf::SchedError::Io { source, .. } if *source == sf::error::Errno::PERM => {
+                    SHMFRAME_PERMISSION
+                }
+                sf::SchedError::Io { .. } => SHMFRAME_IO,
+                _ => SHMFRAME_UNSUPPORTED,
+            };
+            Failure {
+                status,
+                message: e.to_string(),
+            }
+        })
+    })
 }
 
 /// Frees a string this library allocated (`shmframe_reader_schema_json`,

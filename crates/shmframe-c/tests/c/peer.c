@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,7 +216,35 @@ static int role_write(const char *name, uint64_t n, const char *go, const char *
   return failures ? 1 : 0;
 }
 
+/* The kernel's version as major * 1000 + minor. */
+static int kernel_version(void) {
+  struct utsname u;
+  int major = 0, minor = 0;
+  if (uname(&u) == 0) sscanf(u.release, "%d.%d", &major, &minor);
+  return major * 1000 + minor;
+}
+
+/* shmframe_prefer_low_latency gives this thread the 0.1 ms slice (the kernel's own account, in
+ * /proc/thread-self/sched) from Linux 6.12 on, and says SHMFRAME_UNSUPPORTED before. */
+static void check_low_latency(void) {
+  shmframe_status s = shmframe_prefer_low_latency();
+  if (kernel_version() < 6012) {
+    CHECK(s == SHMFRAME_UNSUPPORTED && strstr(shmframe_last_error(), "6.12"), "status %s: %s",
+          shmframe_status_name(s), shmframe_last_error());
+    return;
+  }
+  CHECK(s == SHMFRAME_OK, "status %s: %s", shmframe_status_name(s), shmframe_last_error());
+  FILE *f = fopen("/proc/thread-self/sched", "r");
+  char line[256];
+  unsigned long long slice = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "se.slice", 8) == 0) sscanf(strchr(line, ':') + 1, "%llu", &slice);
+  if (f) fclose(f);
+  CHECK(slice == 100000, "the thread's slice is %llu ns", slice);
+}
+
 static int role_read(const char *name, uint64_t n, const char *go, const char *sock) {
+  check_low_latency();
   shmframe_reader *r = NULL;
   if (sock)
     MUST(shmframe_reader_connect(sock, 30000, &r));
@@ -344,6 +373,8 @@ static int role_bad(const char *dir) {
 
   CHECK(strlen(shmframe_version()) > 0, "version");
   CHECK(strcmp(shmframe_status_name(SHMFRAME_CLOSED), "SHMFRAME_CLOSED") == 0, "status name");
+  CHECK(strcmp(shmframe_status_name(SHMFRAME_UNSUPPORTED), "SHMFRAME_UNSUPPORTED") == 0,
+        "status name");
   CHECK(strcmp(shmframe_status_name((shmframe_status)77), "SHMFRAME_UNKNOWN_STATUS") == 0,
         "unknown status name");
   CHECK(shmframe_dtype_size((shmframe_dtype)99) == 0 && shmframe_dtype_name((shmframe_dtype)99) == NULL,
