@@ -14,7 +14,8 @@ from shmframe.bench import has_short_slices
 
 def test_bench_runs_every_transport():
     out = subprocess.run(
-        [sys.executable, "-m", "shmframe.bench", "--seconds", "0.3", "--sizes", "64x48", "--json"],
+        [sys.executable, "-m", "shmframe.bench", "--seconds", "0.3", "--sizes", "64x48",
+         "--rounds", "1", "--json"],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr

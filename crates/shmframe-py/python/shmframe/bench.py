@@ -25,7 +25,7 @@ Measured with the writer paced at ``--fps`` (default 100). Frame rate: the write
 fast as it can; frames/s is what the reader received.
 
 Python next to Rust (64 B frames, sleeping readers): ONE writer process publishes a 64-byte
-``uint8`` frame every 1 ms (``--fps64``) for the whole comparison, and four readers take turns
+``uint8`` frame every 1 ms (``--fps64``) for the whole comparison, and the readers take turns
 on its channel, one at a time, in ``--rounds`` rounds (the order rotated each round), each for
 ``--seconds``: :meth:`shmframe.Reader.view`, :meth:`shmframe.Reader.read`,
 ``async with reader.aview()`` in the standard library's asyncio event loop and (if uvloop is
@@ -286,10 +286,9 @@ def run_writer_until_stop(name: str, nbytes: int, fps: float) -> None:
 
 def read_vs_rust(name: str, mode: str, frames: int) -> None:
     """Receives ``frames`` frames (sleeping; ``mode`` is ``view``, ``read``, ``aview`` (in the
-    standard library's asyncio event loop) or ``aview-uvloop``), prints the latencies (frame's ``timestamp_ns`` to the clock
-    once the frame is in hand) of those published after the channel was opened."""
-    import asyncio
-
+    standard library's asyncio event loop), ``aview-uvloop``, or ``view-ll`` (``view`` after
+    :func:`shmframe.prefer_low_latency`)), prints the latencies (frame's ``timestamp_ns`` to
+    the clock once the frame is in hand) of those published after the channel was opened."""
     import shmframe
 
     lat: List[int] = []
