@@ -117,6 +117,7 @@ pub(crate) struct Budget {
 
 impl Budget {
     fn of(args: &BenchArgs) -> Budget {
+        let low_latency = args.low_latency;
         if args.smoke {
             Budget {
                 lat_secs: 0.05,
@@ -127,7 +128,7 @@ impl Budget {
                 fan_secs: 0.2,
                 payloads: 2,
                 fan: &[1, 2],
-                low_latency: args.low_latency,
+                low_latency,
             }
         } else if args.quick {
             Budget {
@@ -139,7 +140,7 @@ impl Budget {
                 fan_secs: 0.5,
                 payloads: 4,
                 fan: &[0, 1, 2, 4],
-                low_latency: args.low_latency,
+                low_latency,
             }
         } else {
             Budget {
@@ -151,7 +152,7 @@ impl Budget {
                 fan_secs: 2.0,
                 payloads: 4,
                 fan: &[0, 1, 2, 4],
-                low_latency: args.low_latency,
+                low_latency,
             }
         }
     }
