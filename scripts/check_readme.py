@@ -17,15 +17,20 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md")).read()
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, re.S | re.M)
 BIN_DIR = os.environ.get("SHMFRAME_BIN_DIR", os.path.join(ROOT, "target", "debug"))
-ENV = dict(os.environ, PATH=BIN_DIR + os.pathsep + os.environ["PATH"])
+# What the blocks leave in the temporary directory (the demo keeps its reader's snapshot there,
+# dockerd its log) goes into one of this run's own, removed at the end.
+TMP = tempfile.mkdtemp(prefix="shmframe-readme-")
+ENV = dict(os.environ, PATH=BIN_DIR + os.pathsep + os.environ["PATH"], TMPDIR=TMP)
 PY = os.environ.get("SHMFRAME_TEST_PYTHON", sys.executable)
 
 passed = failed = skipped = 0
@@ -158,5 +163,6 @@ python_blocks([c for lang, c in BLOCKS if lang == "python"])
 for lang, code in BLOCKS:
     if lang == "sh":
         sh_block(code)
+shutil.rmtree(TMP, ignore_errors=True)
 print(f"readme: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

@@ -78,8 +78,9 @@ docker_engine_start() {
   return 1
 }
 
-# docker_engine_stop: stops the dockerd that docker_engine_start started (if any), and waits for
-# it and the containerd it runs to end.
+# docker_engine_stop: stops the dockerd that docker_engine_start started (if any), waits for it
+# and the containerd it runs to end, and removes its log (printing its end if dockerd had to be
+# killed).
 docker_engine_stop() {
   [ -n "$DOCKERD_PID" ] || return 0
   kill -TERM "$DOCKERD_PID" 2>/dev/null
@@ -90,9 +91,11 @@ docker_engine_stop() {
   if kill -0 "$DOCKERD_PID" 2>/dev/null; then
     echo "dockerd (pid $DOCKERD_PID) did not stop within 30 s: killing it" >&2
     kill -KILL "$DOCKERD_PID" 2>/dev/null
+    tail -n 20 "$DOCKERD_LOG" >&2
   fi
   wait "$DOCKERD_PID" 2>/dev/null
   DOCKERD_PID=""
+  rm -f "$DOCKERD_LOG"
 }
 
 # docker_base_image: prints the tag of the local runtime base image, a minimal Debian made by
