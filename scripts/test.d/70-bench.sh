@@ -14,8 +14,12 @@ out="$(mktemp -d)"
 # iceoryx2 keeps a node-management file in /dev/shm after its last node is gone; remove the one
 # this run made (not one another iceoryx2 user on this machine already had).
 iox_before="$(ls /dev/shm | grep '^iox2_' || true)"
+# It also makes /tmp/iceoryx2 (node and service directories), removed if this run made it.
+iox_tmp=0
+[ -e /tmp/iceoryx2 ] || iox_tmp=1
 cleanup() {
   rm -rf "$out"
+  [ "$iox_tmp" = 1 ] && rm -rf /tmp/iceoryx2
   for f in $(ls /dev/shm | grep '^iox2_' || true); do
     grep -qxF "$f" <<<"$iox_before" || rm -f "/dev/shm/$f"
   done
@@ -53,6 +57,17 @@ low_latency() {
   fi
 }
 check "shmframe bench --smoke --low-latency" low_latency
+
+# --rounds: each payload's rows measured in interleaved rounds, merged into one row each.
+rounds() {
+  local o
+  o="$(timeout 85 "$bin" bench --smoke --only shmframe --rounds 2 2>&1)" || { echo "$o" | tail -5; return 1; }
+  grep -qF 'Command: `shmframe bench --smoke --rounds 2 --only shmframe`' <<<"$o" &&
+    grep -qF "Paced (latency) runs (each payload's rows in 2 interleaved rounds): 64 B: 50 frames" <<<"$o" &&
+    [ "$(grep -c '^| shmframe | zero-copy | spin |' <<<"$o")" -eq 2 ] &&
+    ! grep -q "error:" <<<"$o" || { echo "$o" | tail -5; return 1; }
+}
+check "shmframe bench --smoke --rounds 2" rounds
 
 echo "bench: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -51,6 +51,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub low_latency: bool,
 
+    /// Measure each payload's rows in N interleaved rounds, each a share of every row's runs
+    /// (default 3; `--quick` 2, `--smoke` 1): a drift of the machine's speed then weighs on all
+    /// rows alike.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: Option<u64>,
+
     /// Internal: run as a peer process of the benchmark.
     #[arg(long, hide = true, value_parser = ["writer", "reader"])]
     pub peer: Option<String>,
@@ -113,12 +119,14 @@ pub(crate) struct Budget {
     pub fan: &'static [usize],
     /// Reader peers ask for a short time slice (`--low-latency`).
     pub low_latency: bool,
+    /// Interleaved rounds each payload's rows are measured in (see `report::measure_payload`).
+    pub rounds: u64,
 }
 
 impl Budget {
     fn of(args: &BenchArgs) -> Budget {
         let low_latency = args.low_latency;
-        if args.smoke {
+        let b = if args.smoke {
             Budget {
                 lat_secs: 0.05,
                 lat_min: 20,
@@ -129,6 +137,7 @@ impl Budget {
                 payloads: 2,
                 fan: &[1, 2],
                 low_latency,
+                rounds: 1,
             }
         } else if args.quick {
             Budget {
@@ -141,6 +150,7 @@ impl Budget {
                 payloads: 4,
                 fan: &[0, 1, 2, 4],
                 low_latency,
+                rounds: 2,
             }
         } else {
             Budget {
@@ -153,7 +163,12 @@ impl Budget {
                 payloads: 4,
                 fan: &[0, 1, 2, 4],
                 low_latency,
+                rounds: 3,
             }
+        };
+        Budget {
+            rounds: args.rounds.unwrap_or(b.rounds),
+            ..b
         }
     }
 }

@@ -146,8 +146,10 @@ pub struct ReaderResult {
     pub wall_ns: u64,
     /// CPU time from the first frame to the last, ns.
     pub cpu_ns: u64,
-    /// One-way latencies, ns: p50, p99, p99.9.
-    pub lat_ns: [u64; 3],
+    /// A paced run's one-way latencies, ns, in arrival order (empty for a full-rate run: the
+    /// parent merges the rounds of a row before it takes percentiles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lat: Vec<u64>,
 }
 
 /// Process CPU time (user + system), ns.
@@ -562,7 +564,13 @@ pub fn reader(s: &PeerSpec) -> Result<()> {
     }
     let mut sub = Sub::open(s).context("opening the benchmark channel")?;
     line("ready")?;
-    let mut lat = Vec::with_capacity(s.frames.min(1 << 20) as usize);
+    // Latencies are kept for paced runs only (a full-rate run reports rate and CPU time).
+    let paced = s.period_us > 0;
+    let mut lat = Vec::with_capacity(if paced {
+        s.frames.min(1 << 20) as usize
+    } else {
+        0
+    });
     let mut r = ReaderResult::default();
     let mut last: Option<u64> = None;
     let (mut t0, mut cpu0) = (Instant::now(), 0);
@@ -588,16 +596,13 @@ pub fn reader(s: &PeerSpec) -> Result<()> {
             r.missed += st.index;
         }
         last = Some(st.index);
-        lat.push(now_ns.saturating_sub(st.timestamp_ns));
+        if paced {
+            lat.push(now_ns.saturating_sub(st.timestamp_ns));
+        }
     }
     r.wall_ns = (t_last - t0).as_nanos() as u64;
     r.cpu_ns = if cpu0 == 0 { 0 } else { cpu_ns() - cpu0 };
-    lat.sort_unstable();
-    r.lat_ns = [
-        quantile(&lat, 0.5),
-        quantile(&lat, 0.99),
-        quantile(&lat, 0.999),
-    ];
+    r.lat = lat;
     drop(sub);
     line(&serde_json::to_string(&r)?)
 }

@@ -1,7 +1,7 @@
 //! Runs every measurement, judges the targets, and writes the table, the markdown and the plot.
 
 use crate::memcpy;
-use crate::peer::{ReadMode, Transport, WaitMode};
+use crate::peer::{ReadMode, ReaderResult, Transport, WaitMode, WriterResult};
 use crate::{pace_us, run_peers, sleep_between_runs, spec, BenchArgs, Budget, PAYLOADS};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -61,6 +61,8 @@ pub struct Report {
     pub load_after: String,
     pub date: String,
     pub mode: &'static str,
+    /// Interleaved rounds of each payload's rows.
+    pub rounds: u64,
 }
 
 fn combos(only: &[Transport]) -> Vec<(Transport, ReadMode, WaitMode)> {
@@ -95,94 +97,189 @@ fn per_s(frames: u64, wall_ns: u64) -> f64 {
     }
 }
 
-fn measure_peer(
-    (t, r, w): (Transport, ReadMode, WaitMode),
+impl Row {
+    /// A row with nothing measured yet.
+    fn new(kind: Kind, payload: &'static str, bytes: usize) -> Row {
+        Row {
+            kind,
+            payload,
+            bytes,
+            lat: None,
+            lat_frames: 0,
+            period_us: 0,
+            fps: 0.0,
+            cpu_w_us: None,
+            cpu_r_us: None,
+            missed: 0,
+            torn: 0,
+            verdict: String::new(),
+            error: None,
+        }
+    }
+}
+
+/// What the rounds of one row's runs add up to.
+#[derive(Clone, Default)]
+struct Tally {
+    /// Every latency of the paced runs, ns.
+    lat: Vec<u64>,
+    missed: u64,
+    torn: u64,
+    /// Full-rate runs: the intervals between frames counted (received frames minus one per
+    /// run; for the fill bound, the frames published) and their wall time, ns.
+    intervals: u64,
+    wall_ns: u64,
+    /// Full-rate runs: frames and CPU time of the writer and of the reader.
+    w_frames: u64,
+    w_cpu_ns: u64,
+    r_frames: u64,
+    r_cpu_ns: u64,
+    error: Option<String>,
+}
+
+impl Tally {
+    /// One round of a peer row: a paced run of `frames` frames every `period_us`, then a
+    /// full-rate run of `full_secs`.
+    fn peer_round(
+        &mut self,
+        combo: (Transport, ReadMode, WaitMode),
+        bytes: usize,
+        (frames, period_us, full_secs): (u64, u64, f64),
+        b: Budget,
+    ) -> Result<()> {
+        let mut paced = spec(combo, bytes, b);
+        paced.period_us = period_us;
+        paced.frames = frames;
+        paced.seconds = 1e9;
+        let (_, rs) = run_peers(&paced).context("paced run")?;
+        self.add_paced(&rs[0]);
+        sleep_between_runs();
+        let mut full = spec(combo, bytes, b);
+        full.seconds = full_secs;
+        let (wr, rs) = run_peers(&full).context("full-rate run")?;
+        self.add_full(&wr, Some(&rs[0]));
+        Ok(())
+    }
+
+    /// One round of the fill bound: the shmframe writer peer of the rows above (same process,
+    /// same `Writer::loan`, fill, stamp, `publish`) at full rate for `secs`, no reader attached.
+    fn fill_round(&mut self, bytes: usize, secs: f64, b: Budget) -> Result<()> {
+        let mut s = spec(
+            (Transport::Shmframe, ReadMode::View, WaitMode::Sleep),
+            bytes,
+            b,
+        );
+        s.readers = 0;
+        s.seconds = secs;
+        let (wr, _) = run_peers(&s)?;
+        self.add_full(&wr, None);
+        Ok(())
+    }
+
+    fn add_paced(&mut self, r: &ReaderResult) {
+        self.lat.extend_from_slice(&r.lat);
+        self.missed += r.missed;
+        self.torn += r.torn;
+    }
+
+    /// A full-rate run: the reader's frames/s (first frame to last) and both peers' CPU, or,
+    /// with no reader, the writer's own rate (first publish to last, as the fan-out table
+    /// counts it).
+    fn add_full(&mut self, w: &WriterResult, r: Option<&ReaderResult>) {
+        self.w_frames += w.frames;
+        self.w_cpu_ns += w.cpu_ns;
+        match r {
+            Some(r) => {
+                self.intervals += r.frames.saturating_sub(1);
+                self.wall_ns += r.wall_ns;
+                self.r_frames += r.frames;
+                self.r_cpu_ns += r.cpu_ns;
+                self.missed += r.missed;
+                self.torn += r.torn;
+            }
+            None => {
+                self.intervals += w.frames;
+                self.wall_ns += w.wall_ns;
+            }
+        }
+    }
+
+    fn into_row(mut self, mut row: Row) -> Row {
+        let per_frame = |cpu_ns: u64, frames: u64| cpu_ns as f64 / 1e3 / frames.max(1) as f64;
+        if self.wall_ns > 0 {
+            row.fps = self.intervals as f64 * 1e9 / self.wall_ns as f64;
+        }
+        row.cpu_w_us = (self.w_frames > 0).then(|| per_frame(self.w_cpu_ns, self.w_frames));
+        row.cpu_r_us = (self.r_frames > 0).then(|| per_frame(self.r_cpu_ns, self.r_frames));
+        if !self.lat.is_empty() {
+            self.lat.sort_unstable();
+            row.lat = Some([0.5, 0.99, 0.999].map(|q| crate::peer::quantile(&self.lat, q)));
+        }
+        row.missed = self.missed;
+        row.torn = self.torn;
+        row.error = self.error;
+        row
+    }
+}
+
+/// The fill bound and every peer row of one payload, measured in `b.rounds` interleaved rounds
+/// (each round a share of every row's paced and full-rate runs, the rows in a rotated order),
+/// so that a drift of the machine's speed during the payload's minutes weighs on every row
+/// alike: rows are compared with rows of the same run.
+fn measure_payload(
+    args: &BenchArgs,
     payload: &'static str,
     bytes: usize,
     period_us: u64,
     b: Budget,
-) -> Row {
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if args.only.is_empty() || args.only.contains(&Transport::Shmframe) {
+        rows.push(Row::new(Kind::FillBound, payload, bytes));
+    }
     let lat_frames = ((b.lat_secs * 1e6 / period_us as f64) as u64).clamp(b.lat_min, b.lat_max);
-    let mut row = Row {
-        kind: Kind::Peer(t, r, w),
-        payload,
-        bytes,
-        lat: None,
-        lat_frames,
+    let rounds = b.rounds.max(1);
+    let per_round = (
+        lat_frames.div_ceil(rounds),
         period_us,
-        fps: 0.0,
-        cpu_w_us: None,
-        cpu_r_us: None,
-        missed: 0,
-        torn: 0,
-        verdict: String::new(),
-        error: None,
-    };
-    let result = (|| -> Result<()> {
-        let mut paced = spec((t, r, w), bytes, b);
-        paced.period_us = period_us;
-        paced.frames = lat_frames;
-        paced.seconds = 1e9;
-        let (_, rs) = run_peers(&paced).context("paced run")?;
-        row.lat = Some(rs[0].lat_ns);
-        row.missed += rs[0].missed;
-        row.torn += rs[0].torn;
-        sleep_between_runs();
-        let mut full = spec((t, r, w), bytes, b);
-        full.seconds = b.full_secs;
-        let (wr, rs) = run_peers(&full).context("full-rate run")?;
-        let rr = &rs[0];
-        row.fps = per_s(rr.frames, rr.wall_ns);
-        row.cpu_w_us = Some(wr.cpu_ns as f64 / 1e3 / wr.frames.max(1) as f64);
-        row.cpu_r_us = Some(rr.cpu_ns as f64 / 1e3 / rr.frames.max(1) as f64);
-        row.missed += rr.missed;
-        row.torn += rr.torn;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        row.error = Some(format!(
-            "{} {payload} {}/{}: {e:#}",
-            t.label(),
-            read_label(r),
-            wait_label(t, w)
-        ));
+        b.full_secs / rounds as f64,
+    );
+    for (t, r, w) in combos(&args.only) {
+        let mut row = Row::new(Kind::Peer(t, r, w), payload, bytes);
+        row.lat_frames = per_round.0 * rounds;
+        row.period_us = period_us;
+        rows.push(row);
     }
-    sleep_between_runs();
-    row
-}
-
-/// The writer's own bound: the shmframe writer peer at full rate with no reader attached, so
-/// nothing but its `Writer::loan` + fill + stamp + `publish` limits its frames/s.
-fn measure_fill(payload: &'static str, bytes: usize, b: Budget) -> Row {
-    let mut row = Row {
-        kind: Kind::FillBound,
-        payload,
-        bytes,
-        lat: None,
-        lat_frames: 0,
-        period_us: 0,
-        fps: 0.0,
-        cpu_w_us: None,
-        cpu_r_us: None,
-        missed: 0,
-        torn: 0,
-        verdict: String::new(),
-        error: None,
-    };
-    let shm_view_sleep = (Transport::Shmframe, ReadMode::View, WaitMode::Sleep);
-    let mut s = spec(shm_view_sleep, bytes, b);
-    s.readers = 0;
-    s.seconds = b.full_secs;
-    match run_peers(&s) {
-        Ok((wr, _)) => {
-            // First publish to last: the writer's own rate, as the fan-out table counts it.
-            row.fps = wr.frames as f64 * 1e9 / wr.wall_ns.max(1) as f64;
-            row.cpu_w_us = Some(wr.cpu_ns as f64 / 1e3 / wr.frames.max(1) as f64);
+    let mut tallies = vec![Tally::default(); rows.len()];
+    for round in 0..rounds as usize {
+        for k in 0..rows.len() {
+            let i = (k + round) % rows.len();
+            let tally = &mut tallies[i];
+            if tally.error.is_some() {
+                continue;
+            }
+            let done = match rows[i].kind {
+                Kind::Peer(t, r, w) => tally.peer_round((t, r, w), bytes, per_round, b),
+                _ => tally.fill_round(bytes, per_round.2, b),
+            };
+            if let Err(e) = done {
+                tally.error = Some(match rows[i].kind {
+                    Kind::Peer(t, r, w) => format!(
+                        "{} {payload} {}/{}: {e:#}",
+                        t.label(),
+                        read_label(r),
+                        wait_label(t, w)
+                    ),
+                    _ => format!("shmframe fill bound {payload}: {e:#}"),
+                });
+            }
+            sleep_between_runs();
         }
-        Err(e) => row.error = Some(format!("shmframe fill bound {payload}: {e:#}")),
     }
-    sleep_between_runs();
-    row
+    rows.into_iter()
+        .zip(tallies)
+        .map(|(row, tally)| tally.into_row(row))
+        .collect()
 }
 
 fn measure_fan(readers: usize, b: Budget) -> Fan {
@@ -229,29 +326,12 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
             if cold {
                 cold_p50 = c.lat_ns[0];
             }
-            rows.push(Row {
-                kind: Kind::Memcpy { cold },
-                payload,
-                bytes,
-                lat: Some(c.lat_ns),
-                lat_frames: 0,
-                period_us: 0,
-                fps: c.per_s,
-                cpu_w_us: None,
-                cpu_r_us: None,
-                missed: 0,
-                torn: 0,
-                verdict: String::new(),
-                error: None,
-            });
+            let mut row = Row::new(Kind::Memcpy { cold }, payload, bytes);
+            row.lat = Some(c.lat_ns);
+            row.fps = c.per_s;
+            rows.push(row);
         }
-        if args.only.is_empty() || args.only.contains(&Transport::Shmframe) {
-            rows.push(measure_fill(payload, bytes, b));
-        }
-        let period = pace_us(cold_p50);
-        for c in combos(&args.only) {
-            rows.push(measure_peer(c, payload, bytes, period, b));
-        }
+        rows.extend(measure_payload(args, payload, bytes, pace_us(cold_p50), b));
     }
     let mut fan = Vec::new();
     if args.only.is_empty() || args.only.contains(&Transport::Shmframe) {
@@ -273,6 +353,9 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
     }
     if args.low_latency {
         command.push_str(" --low-latency");
+    }
+    if let Some(n) = args.rounds {
+        let _ = write!(command, " --rounds {n}");
     }
     if !args.only.is_empty() {
         let names: Vec<String> = args
@@ -297,6 +380,7 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
         } else {
             "full"
         },
+        rounds: b.rounds.max(1),
     })
 }
 
@@ -426,7 +510,11 @@ impl Report {
             })
             .collect();
         if !periods.is_empty() {
-            let _ = writeln!(s, "\nPaced (latency) runs: {}.", periods.join("; "));
+            let rounds = match self.rounds {
+                1 => String::new(),
+                n => format!(" (each payload's rows in {n} interleaved rounds)"),
+            };
+            let _ = writeln!(s, "\nPaced (latency) runs{rounds}: {}.", periods.join("; "));
         }
     }
 
@@ -726,4 +814,66 @@ fn panel(
             .draw()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two rounds make one row: percentiles over both rounds' latencies, frames/s and CPU per
+    /// frame over both full-rate runs together (not an average of per-round figures).
+    #[test]
+    fn rounds_add_up_to_one_row() {
+        let mut t = Tally::default();
+        let paced = |lat: Vec<u64>| ReaderResult {
+            lat,
+            missed: 1,
+            ..ReaderResult::default()
+        };
+        // Round 1 was slow (latencies 101..=200 µs), round 2 fast (1..=100 µs).
+        t.add_paced(&paced((101..=200).map(|u| u * 1000).collect()));
+        t.add_paced(&paced((1..=100).rev().map(|u| u * 1000).collect()));
+        let w = |frames, cpu_ns| WriterResult {
+            frames,
+            wall_ns: 0,
+            cpu_ns,
+        };
+        let r = |frames, wall_ns, cpu_ns| ReaderResult {
+            frames,
+            wall_ns,
+            cpu_ns,
+            ..ReaderResult::default()
+        };
+        // 101 frames in 1 s, then 301 frames in 1 s: 400 intervals in 2 s.
+        t.add_full(&w(110, 220_000), Some(&r(101, 1_000_000_000, 101_000)));
+        t.add_full(&w(310, 620_000), Some(&r(301, 1_000_000_000, 904_000)));
+        let row = t.into_row(Row::new(Kind::FillBound, "64 B", 64));
+        let lat = row.lat.unwrap();
+        assert_eq!(lat[0] / 1000, 101, "p50 over all 200 latencies: {lat:?}");
+        assert_eq!(lat[2] / 1000, 200);
+        assert_eq!(row.fps, 200.0);
+        assert_eq!(row.cpu_w_us, Some(2.0)); // 840 µs over 420 frames
+        assert_eq!(row.cpu_r_us, Some(2.5)); // 1005 µs over 402 frames
+        assert_eq!(row.missed, 2);
+        assert!(row.error.is_none());
+    }
+
+    /// The fill bound's rounds: the writer's frames over its wall time, no reader figures.
+    #[test]
+    fn fill_rounds_count_the_writer_alone() {
+        let mut t = Tally::default();
+        for frames in [1000, 3000] {
+            let w = WriterResult {
+                frames,
+                wall_ns: 1_000_000_000,
+                cpu_ns: frames * 500,
+            };
+            t.add_full(&w, None);
+        }
+        let row = t.into_row(Row::new(Kind::FillBound, "64 B", 64));
+        assert_eq!(row.fps, 2000.0);
+        assert_eq!(row.cpu_w_us, Some(0.5));
+        assert_eq!(row.cpu_r_us, None);
+        assert_eq!(row.lat, None);
+    }
 }
