@@ -22,14 +22,17 @@ rm -rf "$WHEELS"
 maturin build -q --profile dev --out "$WHEELS" || exit 1
 python -m pip install -q --force-reinstall --no-deps "$WHEELS"/shmframe-*.whl || exit 1
 
+# pytest's temporary directories go into one of this step's own, removed at the end.
+BASETEMP="$(mktemp -d "${TMPDIR:-/tmp}/sft-pytest-XXXXXX")"
+trap 'rm -rf "$BASETEMP"' EXIT
 run_pytest() {
   # Exit code 5 (no tests collected) is a failure too.
-  python -m pytest -p no:cacheprovider crates/shmframe-py/tests "$@"
+  python -m pytest -p no:cacheprovider --basetemp="$BASETEMP/$1" crates/shmframe-py/tests
 }
 
 status=0
 echo "--- pytest, numpy $(python -c 'import numpy; print(numpy.__version__)')"
-run_pytest || status=1
+run_pytest numpy2 || status=1
 
 # NumPy 1.x: a second venv (kept under target/ so reruns are quick).
 V1="$ROOT/target/py-numpy1"
@@ -41,7 +44,7 @@ fi
 echo "--- pytest, numpy $("$V1/bin/python" -c 'import numpy; print(numpy.__version__)') (examples skipped: no OpenCV here)"
 (
   # shellcheck disable=SC1091
-  source "$V1/bin/activate" && run_pytest
+  source "$V1/bin/activate" && run_pytest numpy1
 ) || status=1
 
 exit $status

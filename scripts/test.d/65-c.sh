@@ -223,7 +223,9 @@ window() {
   "$work/build-cpp/write" "$ch" --fps 30 --size 320x240 --camera 99 >/dev/null 2>&1 &
   local writer=$!
   pids+=("$writer")
-  DISPLAY="$display" timeout 60 "$work/build-cpp/show" "$ch" --timeout 30 >"$work/show.log" 2>&1 &
+  # OpenCV's Qt window wants a runtime directory: this test's own, not /tmp/runtime-$USER.
+  mkdir -p -m 0700 "$work/xdg"
+  DISPLAY="$display" XDG_RUNTIME_DIR="$work/xdg" timeout 60 "$work/build-cpp/show" "$ch" --timeout 30 >"$work/show.log" 2>&1 &
   local show=$!
   local id="" rc=1
   for _ in $(seq 300); do
