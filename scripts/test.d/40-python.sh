@@ -2,12 +2,15 @@
 # The Python package: builds the extension (abi3 wheel) with maturin, installs it into .venv and
 # runs the pytest suite in crates/shmframe-py/tests (dtypes, metadata, separate processes,
 # kill -9, Ctrl-C, zero-copy lifetimes, the `shmframe` command on the same channels, the
-# article's examples, asyncio in the standard library's event loop and in uvloop's). Then the
+# article's examples, asyncio in the standard library's event loop and in uvloop's, a process
+# under valgrind). Then the
 # same suite with NumPy 1.x in a second venv, same wheel.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
+# valgrind: test_valgrind.py runs a writer and a reader under it.
+need_apt valgrind || exit 1
 need_venv
 need_pip maturin "numpy>=2" pytest pytest-timeout opencv-python-headless posix_ipc pillow "uvloop>=0.18" || exit 1
 
