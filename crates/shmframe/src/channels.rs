@@ -1,5 +1,6 @@
 //! Listing, inspecting and removing channels (what `shmframe ls/info/rm` show).
 
+use crate::clock::monotonic_ns;
 use crate::error::{Errno, OpenError, RemoveError};
 use crate::frame::{DType, Schema};
 use crate::layout::{
@@ -10,7 +11,6 @@ use crate::mapped::Channel;
 use crate::name::{Name, OBJECT_PREFIX, PINS_PREFIX, SHM_DIR};
 use crate::ring;
 use crate::segment::{self, Segment};
-use crate::wake::monotonic_ns;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 

@@ -30,6 +30,7 @@
 #[cfg(feature = "tokio")]
 mod aio;
 pub mod channels;
+mod clock;
 pub mod error;
 mod fork;
 mod frame;
@@ -56,6 +57,7 @@ mod writer;
 
 #[cfg(feature = "tokio")]
 pub use aio::Frames;
+pub use clock::monotonic_ns;
 pub use error::{
     CreateError, MetaError, NameError, OpenError, ReadError, RemoveError, SchedError, SchemaError,
     WriteError,
@@ -65,7 +67,6 @@ pub use name::{Name, MAX_NAME_LEN, OBJECT_PREFIX, PINS_PREFIX, SHM_DIR};
 pub use reader::{FrameView, Reader, LIVENESS_INTERVAL};
 pub use sched::{prefer_low_latency, LOW_LATENCY_SLICE};
 pub use socket::RefusedPeer;
-pub use wake::monotonic_ns;
 pub use writer::{Loan, RawLoan, Writer, WriterOptions, DEFAULT_SLOTS};
 
 #[doc(hidden)]

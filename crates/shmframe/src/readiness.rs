@@ -276,11 +276,10 @@ impl Shard {
                 waits.push(w);
             }
             if waitv_works {
-                let deadline = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+                let deadline = crate::clock::monotonic_ns() + LIVENESS.as_nanos() as u64;
                 let until = rustix::time::Timespec {
-                    tv_sec: deadline.tv_sec
-                        + (deadline.tv_nsec + LIVENESS.as_nanos() as i64) / 1_000_000_000,
-                    tv_nsec: (deadline.tv_nsec + LIVENESS.as_nanos() as i64) % 1_000_000_000,
+                    tv_sec: (deadline / 1_000_000_000) as i64,
+                    tv_nsec: (deadline % 1_000_000_000) as _,
                 };
                 match futex::waitv(
                     &waits,

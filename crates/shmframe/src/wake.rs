@@ -77,18 +77,6 @@ impl DirWatch {
     }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, the clock of frame timestamps (shared by all processes on one
-/// host).
-pub fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
-pub(crate) fn realtime_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 /// Calls `look` until it returns `Some`, sleeping on /dev/shm events (at most `round` at a time,
 /// for objects that finish initialising without an event) until `deadline` (`None`: forever).
 /// `Ok(None)` at the deadline. The one way readers wait for a name to appear.

@@ -1,5 +1,6 @@
 //! The writer: creates a channel, publishes frames without ever waiting for readers.
 
+use crate::clock::{monotonic_ns, realtime_ns};
 use crate::error::{CreateError, Errno, WriteError};
 use crate::frame::{frame_len, DType, Dims, Element, Metadata, Schema};
 use crate::layout::{off, Geometry, HeaderFixed, LAYOUT_VERSION, MAGIC, MAX_SLOTS, SCHEMA_OFFSET};
@@ -10,7 +11,7 @@ use crate::pins::Pins;
 use crate::ring;
 use crate::segment::{self, CreateFail, LoanMap, Segment};
 use crate::socket::{RefusedPeer, Served};
-use crate::wake::{self, monotonic_ns, realtime_ns};
+use crate::wake;
 use bytemuck::Zeroable;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

@@ -164,10 +164,9 @@ pub(super) fn unlink(names: &Names) -> Result<(), Errno> {
 
 /// The CLOCK_REALTIME time `d` from now, as `sem_timedwait` takes it.
 fn realtime_in(d: Duration) -> libc::timespec {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    let total = t.tv_nsec as u64 + d.subsec_nanos() as u64;
+    let at = crate::clock::realtime_ns().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64);
     libc::timespec {
-        tv_sec: (t.tv_sec + d.as_secs() as i64 + (total / 1_000_000_000) as i64) as libc::time_t,
-        tv_nsec: (total % 1_000_000_000) as libc::c_long,
+        tv_sec: (at / 1_000_000_000) as libc::time_t,
+        tv_nsec: (at % 1_000_000_000) as libc::c_long,
     }
 }
