@@ -234,21 +234,12 @@ mod tests {
     use super::*;
 
     fn row(kind: Kind, payload: &'static str, p50: u64, fps: f64, cpu: f64) -> Row {
-        Row {
-            kind,
-            payload,
-            bytes: 64,
-            lat: Some([p50, p50, p50]),
-            lat_frames: 0,
-            period_us: 0,
-            fps,
-            cpu_w_us: Some(cpu),
-            cpu_r_us: Some(cpu),
-            missed: 0,
-            torn: 0,
-            verdict: String::new(),
-            error: None,
-        }
+        let mut r = Row::new(kind, payload, 64);
+        r.lat = Some([p50, p50, p50]);
+        r.fps = fps;
+        r.cpu_w_us = Some(cpu);
+        r.cpu_r_us = Some(cpu);
+        r
     }
 
     fn verdict_of(rows: &mut [Row], kind: Kind) -> String {

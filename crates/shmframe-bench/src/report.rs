@@ -99,7 +99,7 @@ fn per_s(frames: u64, wall_ns: u64) -> f64 {
 
 impl Row {
     /// A row with nothing measured yet.
-    fn new(kind: Kind, payload: &'static str, bytes: usize) -> Row {
+    pub(crate) fn new(kind: Kind, payload: &'static str, bytes: usize) -> Row {
         Row {
             kind,
             payload,

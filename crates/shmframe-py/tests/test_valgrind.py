@@ -1,6 +1,6 @@
 """The module under valgrind: a process that loads it, writes, reads and takes the clock runs to
-the end (the wheel makes its system calls and clock reads through libc; rustix's own vDSO lookup
-crashed under valgrind at the first timestamp)."""
+the end (the library reads its clocks through libc; rustix's own vDSO lookup, which valgrind does
+not map, crashed it at the first timestamp)."""
 
 from __future__ import annotations
 

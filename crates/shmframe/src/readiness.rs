@@ -276,11 +276,9 @@ impl Shard {
                 waits.push(w);
             }
             if waitv_works {
-                let deadline = crate::clock::monotonic_ns() + LIVENESS.as_nanos() as u64;
-                let until = rustix::time::Timespec {
-                    tv_sec: (deadline / 1_000_000_000) as i64,
-                    tv_nsec: (deadline % 1_000_000_000) as _,
-                };
+                let until = crate::wake::timespec(
+                    Duration::from_nanos(crate::clock::monotonic_ns()) + LIVENESS,
+                );
                 match futex::waitv(
                     &waits,
                     futex::WaitvFlags::empty(),

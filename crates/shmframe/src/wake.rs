@@ -8,7 +8,8 @@ use rustix::thread::futex;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-fn timespec(d: Duration) -> rustix::time::Timespec {
+/// `d` as a `timespec` (a relative timeout, or, from a clock's zero, an absolute time).
+pub(crate) fn timespec(d: Duration) -> rustix::time::Timespec {
     rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: d.subsec_nanos() as _,
