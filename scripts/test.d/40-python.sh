@@ -51,7 +51,7 @@ if [ ! -x "$V1/bin/python" ]; then
 fi
 "$V1/bin/python" -m pip install -q "numpy<2" pytest pytest-timeout "uvloop>=0.18" || exit 1
 "$V1/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEELS"/shmframe-*.whl || exit 1
-echo "--- pytest, numpy $("$V1/bin/python" -c 'import numpy; print(numpy.__version__)') (the NumPy interface; examples skipped: no OpenCV here)"
+echo "--- pytest, numpy $("$V1/bin/python" -c 'import numpy; print(numpy.__version__)') (the tests of the NumPy interface; the preview server's is skipped: no Pillow here)"
 (
   # shellcheck disable=SC1091
   source "$V1/bin/activate" && run_pytest numpy1 "${NUMPY1_TESTS[@]/#/crates/shmframe-py/tests/}"
