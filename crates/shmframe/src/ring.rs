@@ -814,17 +814,24 @@ mod loom_tests {
         });
     }
 
-    /// Zero-copy views through the pin table: a reader pins the newest slot with `pin`, checks
-    /// it with `verify_pinned`, and then the bytes do not change until `unpin`, while the writer
-    /// keeps publishing with `claim` into whatever slot is free (it never waits, and never
-    /// writes a pinned slot). `rmw == false` is the broken writer that reads the pin words with
-    /// plain loads only.
+    /// Zero-copy views through the pin table: a reader takes the newest frame, then a newer one,
+    /// each by pinning its slot with `pin` and checking it with `verify_pinned`; then the bytes
+    /// do not change until `unpin`, while the writer keeps publishing with `claim` into whatever
+    /// slot is free (it never waits, and never writes a pinned slot). `rmw == false` is the
+    /// broken writer that reads the pin words with plain loads only.
     fn pinned_view_model(rmw: bool) {
+        // Counted across executions (outside the model): proof that the search reached the
+        // executions that matter, so that a model that explores nothing fails.
+        let seen = std::sync::Arc::new(Explored::default());
+        let counts = seen.clone();
         loom::model(move || {
+            counts.runs.fetch_add(1, Ordering::Relaxed);
             let slots = Arc::new([Slot::new(), Slot::new()]);
             let pins = Arc::new([AtomicU64::new(0)]);
+            let done = Arc::new(AtomicU32::new(0));
             let w = {
-                let (slots, pins) = (slots.clone(), pins.clone());
+                let (slots, pins, done) = (slots.clone(), pins.clone(), done.clone());
+                let counts = counts.clone();
                 thread::spawn(move || {
                     let mut last = 1;
                     let mut published = 0;
@@ -832,7 +839,11 @@ mod loom_tests {
                         let Some(s) = write_order(last, [0, 0].into_iter(), 0).find(|&s| {
                             let stamp = &slots[s as usize].stamp;
                             if rmw {
-                                claim(stamp, i, 1 << s, pins.iter()).is_ok()
+                                let claimed = claim(stamp, i, 1 << s, pins.iter());
+                                if claimed.is_err() {
+                                    counts.refused.fetch_add(1, Ordering::Relaxed);
+                                }
+                                claimed.is_ok()
                             } else {
                                 let free = pins[0].load(Ordering::Relaxed) & 1 << s == 0;
                                 if free {
@@ -850,36 +861,64 @@ mod loom_tests {
                         last = s;
                         published += 1;
                     }
+                    done.store(1, Ordering::Release);
                     assert!(
                         published >= 2,
                         "one pinned slot of two must leave the other"
                     );
                 })
             };
-            let stamps = slots.iter().map(|s| s.stamp.load(Ordering::Acquire));
-            if let Some((s, index)) = newest_after(stamps, None) {
-                let bit = 1 << s;
-                pin(&pins[0], bit);
-                let slot = &slots[s as usize];
-                if verify_pinned(&slot.stamp, index) {
-                    let a: Vec<u64> = slot
-                        .data
-                        .iter()
-                        .map(|d| d.load(Ordering::Relaxed))
-                        .collect();
+            let newest =
+                |after| newest_after(slots.iter().map(|s| s.stamp.load(Ordering::Acquire)), after);
+            // A view of frame `index` in slot `s`: whole, and unchanged while it is pinned.
+            let view = |s: u32, index: u64| {
+                pin(&pins[0], 1 << s);
+                if verify_pinned(&slots[s as usize].stamp, index) {
+                    let read = || -> Vec<u64> {
+                        let slot = &slots[s as usize];
+                        slot.data
+                            .iter()
+                            .map(|d| d.load(Ordering::Relaxed))
+                            .collect()
+                    };
+                    let a = read();
                     thread::yield_now();
-                    let b: Vec<u64> = slot
-                        .data
-                        .iter()
-                        .map(|d| d.load(Ordering::Relaxed))
-                        .collect();
                     assert_eq!(a, vec![index + 1; 2], "view of frame {index} is whole");
-                    assert_eq!(a, b, "a pinned slot changed");
+                    assert_eq!(a, read(), "a pinned slot changed");
                 }
-                unpin(&pins[0], bit);
+                unpin(&pins[0], 1 << s);
+            };
+            // The reader waits for a frame, and for a newer one while the writer may still
+            // publish it: loom searches onwards from the executions it has run, so a reader that
+            // gave up on finding nothing would leave the ones that matter unexplored (as an
+            // earlier version of this model did: one execution).
+            let look = |after| loop {
+                let found = newest(after);
+                if found.is_some() || after.is_some() && done.load(Ordering::Acquire) == 1 {
+                    return found;
+                }
+                thread::yield_now();
+            };
+            let (s, index) = look(None).expect("the writer publishes");
+            view(s, index);
+            if let Some((s, index)) = look(Some(index)) {
+                view(s, index);
             }
             w.join().unwrap();
         });
+        let [runs, refused] = [&seen.runs, &seen.refused].map(|c| c.load(Ordering::Relaxed));
+        assert!(runs >= 100, "only {runs} executions explored");
+        assert!(
+            refused > 0,
+            "no execution had the writer refuse a pinned slot"
+        );
+    }
+
+    /// Executions of a model, counted outside loom.
+    #[derive(Default)]
+    struct Explored {
+        runs: std::sync::atomic::AtomicUsize,
+        refused: std::sync::atomic::AtomicUsize,
     }
 
     #[test]
