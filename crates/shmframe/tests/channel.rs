@@ -678,6 +678,104 @@ fn killed(p: &Proc, st: std::process::ExitStatus) -> String {
     format!("{st}{why}; stderr {:?}", stderr_of(p))
 }
 
+/// The writer process wakes whoever sleeps on the channel's futex word the way docs/protocol.md
+/// §4 says (counted in the pin table's `sleepers`, then `FUTEX_WAIT` on `wake`): here this test
+/// itself, mapping the objects as a reader of another implementation would. A writer that skipped
+/// its `FUTEX_WAKE` would leave each wait to its 10 s timeout and fail the test (this library's
+/// readers would not notice: they still get every frame, at their 200 ms liveness checks). How
+/// soon the wake-up comes is not judged.
+#[test]
+#[allow(unsafe_code)]
+fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let g = Guard::new("sleeper");
+    let n = g.name.to_string();
+    let mut w = peer(&[
+        "write", &n, "--frames", "3000", "--fps", "50", "--shape", "8x8x1",
+    ]);
+    w.wait_stderr("writer ready");
+    const PAGE: usize = 4096;
+    let map = |path: std::path::PathBuf, writable: bool| -> *mut u8 {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
+        // SAFETY: maps the first page of a shared-memory object that is larger than a page; the
+        // mapping outlives the descriptor, and is read and written only through atomics below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                prot,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap {}", path.display());
+        p.cast()
+    };
+    let chan = map(shm_file(&n), false);
+    // SAFETY: `lineage` (offset 16, 8-byte aligned) lies in the mapped page and is written once,
+    // before the channel's version is published.
+    let lineage = unsafe { std::ptr::read_volatile(chan.add(16).cast::<u64>()) };
+    let pins = map(pins_file(&n, lineage), true);
+    // SAFETY: `wake` and `sleepers` are 4-byte aligned words inside the mapped pages (layout
+    // offsets), shared with the writer, which accesses them atomically too; both pages stay
+    // mapped until the end of this function.
+    let (wake, sleepers) = unsafe {
+        (
+            &*chan.add(off::WAKE).cast::<AtomicU32>(),
+            &*pins.add(off::P_SLEEPERS).cast::<AtomicU32>(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut outcome = None;
+    while outcome.is_none() && Instant::now() < deadline {
+        sleepers.fetch_add(1, Ordering::AcqRel);
+        let seen = wake.load(Ordering::Relaxed);
+        let timeout = libc::timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        // SAFETY: FUTEX_WAIT (shared, not private) on a live mapped word with a valid timeout.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                wake.as_ptr(),
+                libc::FUTEX_WAIT,
+                seen,
+                &timeout as *const libc::timespec,
+            )
+        };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        sleepers.fetch_sub(1, Ordering::AcqRel);
+        // EAGAIN: a publish moved the word before the wait began; wait again.
+        match (r, errno) {
+            (0, _) => outcome = Some(Ok(())),
+            (_, Some(libc::EAGAIN | libc::EINTR)) => {}
+            (_, e) => outcome = Some(Err(e)),
+        }
+    }
+    // SAFETY: both mappings were made above with this length and are no longer used.
+    unsafe {
+        libc::munmap(chan.cast(), PAGE);
+        libc::munmap(pins.cast(), PAGE);
+    }
+    w.kill9();
+    channels::remove(&n).unwrap();
+    assert_eq!(
+        outcome,
+        Some(Ok(())),
+        "a FUTEX_WAIT on `wake`, counted in `sleepers`, must be ended by the writer's wake-up \
+         (Some(Err(errno)): the wait failed or timed out; None: every wait found the word moved)"
+    );
+    assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
+}
+
 /// No system call on the hot path, proven by the kernel: the peers run their loops under a
 /// seccomp filter that kills the process on any system call but `write` and `exit`: here a
 /// writer publishing 100,000 frames with no reader.
