@@ -207,6 +207,7 @@ fn read(name: &str, args: &[String], view: bool, latest: bool, until_gone: bool)
             r.next_view(Some(timeout)).map(|v| {
                 let ok = check(v.index, v.data());
                 if hold_ms > 0 {
+                    eprintln!("reader holding {}", v.index);
                     std::thread::sleep(Duration::from_millis(hold_ms));
                 }
                 // Re-check after holding: a pinned view must not change under us.

@@ -254,6 +254,43 @@ fn article_reader_kill9_holding_view_writer_unaffected() {
     assert_eq!(g.leftovers(), Vec::<String>::new());
 }
 
+/// As above with a ring of 32 slots and a slow writer. The dead reader's slot holds a frame it is
+/// done with, the slot the writer would rewrite first, so its pin is in the way of every claim;
+/// once it has been for 100 ms the writer tests the reader's lock and reclaims the pin, long
+/// before the ring comes round (a whole ring behind, a dead reader's entry is reclaimed anyway).
+#[test]
+fn a_dead_readers_pin_is_reclaimed_long_before_the_ring_comes_round() {
+    let g = Guard::new("a-rkill32");
+    let n = g.name.as_str();
+    let mut w = Writer::create(n, WriterOptions::new().slots(32)).unwrap();
+    let mut index = 0u64;
+    let mut write = |w: &mut Writer| {
+        assert_eq!(
+            w.write(DType::U8, &[64], &pattern_frame(index, 64))
+                .unwrap(),
+            index
+        );
+        index += 1;
+    };
+    write(&mut w);
+    let mut r = peer(&["read", n, "--view", "--hold-ms", "600000", "--frames", "1"]);
+    r.wait_stderr("reader holding 0");
+    r.kill9();
+    // 12 frames over 1.2 s: the ring (32 slots) does not come round.
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(100));
+        write(&mut w);
+    }
+    let s = channels::inspect(n).unwrap();
+    assert!(
+        !s.slot_frames.contains(&Some(0)),
+        "the dead reader's slot (frame 0) must have been reclaimed and rewritten: {:?}",
+        s.slot_frames
+    );
+    w.close().unwrap();
+    assert_eq!(g.leftovers(), Vec::<String>::new());
+}
+
 /// Article: the reader had to be started after the writer. Here either order works: readers
 /// waiting for a channel create nothing, and attach as soon as its writer appears.
 #[test]
