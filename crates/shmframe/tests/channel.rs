@@ -591,14 +591,7 @@ fn slots_readers_are_done_with_are_reused_first_and_wanted_frames_kept() {
     let n = g.name.to_string();
     let mut w = Writer::create(&n, WriterOptions::new().slots(4)).unwrap();
     let mut index = 0u64;
-    let mut write = |w: &mut Writer| {
-        assert_eq!(
-            w.write(DType::U8, &[64], &pattern_frame(index, 64))
-                .unwrap(),
-            index
-        );
-        index += 1;
-    };
+    let mut write = |w: &mut Writer| write_pattern(w, &mut index, 64);
     write(&mut w);
     // A reader in another process takes frame 0, then dawdles 300 ms over each frame.
     let mut r = peer(&["read", &n, "--frames", "4", "--hold-ms", "300"]);

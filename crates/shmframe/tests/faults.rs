@@ -264,14 +264,7 @@ fn a_dead_readers_pin_is_reclaimed_long_before_the_ring_comes_round() {
     let n = g.name.as_str();
     let mut w = Writer::create(n, WriterOptions::new().slots(32)).unwrap();
     let mut index = 0u64;
-    let mut write = |w: &mut Writer| {
-        assert_eq!(
-            w.write(DType::U8, &[64], &pattern_frame(index, 64))
-                .unwrap(),
-            index
-        );
-        index += 1;
-    };
+    let mut write = |w: &mut Writer| write_pattern(w, &mut index, 64);
     write(&mut w);
     let mut r = peer(&["read", n, "--view", "--hold-ms", "600000", "--frames", "1"]);
     r.wait_stderr("reader holding 0");

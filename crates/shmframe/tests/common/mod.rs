@@ -314,6 +314,13 @@ pub fn pattern_frame(index: u64, len: usize) -> Vec<u8> {
     (0..len).map(|k| pattern(index, k)).collect()
 }
 
+/// Publishes frame `*index` (`len` bytes of `u8` in the `peer` pattern) and counts it.
+pub fn write_pattern(w: &mut shmframe::Writer, index: &mut u64, len: usize) {
+    let published = w.write(shmframe::DType::U8, &[len], &pattern_frame(*index, len));
+    assert_eq!(published.unwrap(), *index);
+    *index += 1;
+}
+
 /// `true` if `data` is frame `index` in the `peer` pattern.
 pub fn is_pattern(index: u64, data: &[u8]) -> bool {
     data.iter()
