@@ -712,10 +712,10 @@ fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
         p.cast()
     };
     let chan = map(shm_file(&n), false);
-    // SAFETY: `lineage` (offset 16, 8-byte aligned) lies in the mapped page and is written once,
-    // before the channel's version is published.
-    let lineage = unsafe { std::ptr::read_volatile(chan.add(16).cast::<u64>()) };
-    let pins = map(pins_file(&n, lineage), true);
+    let pins = map(
+        pins_file(&n, lineage(&std::fs::read(shm_file(&n)).unwrap())),
+        true,
+    );
     // SAFETY: `wake` and `sleepers` are 4-byte aligned words inside the mapped pages (layout
     // offsets), shared with the writer, which accesses them atomically too; both pages stay
     // mapped until the end of this function.
