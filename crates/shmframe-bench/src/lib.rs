@@ -46,6 +46,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Transport>,
 
+    /// Measure only these payloads (fan-out runs with 1920x1080x3).
+    #[arg(long, value_delimiter = ',', value_parser = ["64B", "640x480x3", "1920x1080x3", "3840x2160x3"])]
+    pub payload: Vec<String>,
+
     /// Every reader peer, of every transport, first asks for a short scheduler time slice
     /// (`shmframe::prefer_low_latency`, Linux 6.12 and later), as `shmframe read --low-latency`.
     #[arg(long)]
@@ -99,6 +103,13 @@ pub const PAYLOADS: [(&str, usize); 4] = [
     ("1920x1080x3", 1920 * 1080 * 3),
     ("3840x2160x3", 3840 * 2160 * 3),
 ];
+
+impl BenchArgs {
+    /// Whether `--payload` (none: all) asks for the payload named `name` in [`PAYLOADS`].
+    pub(crate) fn wants_payload(&self, name: &str) -> bool {
+        self.payload.is_empty() || self.payload.iter().any(|p| *p == name.replace(' ', ""))
+    }
+}
 
 /// How long each kind of run lasts.
 #[derive(Clone, Copy, Debug)]

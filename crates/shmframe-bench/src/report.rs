@@ -318,6 +318,9 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
     let load_before = loadavg();
     let mut rows = Vec::new();
     for &(payload, bytes) in &PAYLOADS[..b.payloads] {
+        if !args.wants_payload(payload) {
+            continue;
+        }
         eprintln!("bench: {payload} …");
         let copy_time = std::time::Duration::from_secs_f64(b.copy_secs);
         let mut cold_p50 = 0;
@@ -334,7 +337,8 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
         rows.extend(measure_payload(args, payload, bytes, pace_us(cold_p50), b));
     }
     let mut fan = Vec::new();
-    if args.only.is_empty() || args.only.contains(&Transport::Shmframe) {
+    let fan_payload = args.wants_payload(PAYLOADS[2].0);
+    if fan_payload && (args.only.is_empty() || args.only.contains(&Transport::Shmframe)) {
         eprintln!("bench: fan-out …");
         for &n in b.fan {
             fan.push(measure_fan(n, b));
@@ -364,6 +368,9 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
             .map(|t| format!("{t:?}").to_lowercase())
             .collect();
         let _ = write!(command, " --only {}", names.join(","));
+    }
+    if !args.payload.is_empty() {
+        let _ = write!(command, " --payload {}", args.payload.join(","));
     }
     Ok(Report {
         rows,
