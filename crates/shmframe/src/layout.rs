@@ -259,6 +259,12 @@ pub struct SlotHeader {
     pub desc: SlotDesc,
 }
 
+/// Bytes of a [`SlotDesc`] in its slot header's first cache line (the stamp's): the length, dtype,
+/// dimension count and the first [`FIRST_LINE_DIMS`] dimensions.
+pub const DESC_FIRST_LINE: usize = 48;
+/// Dimensions of a [`SlotDesc`] in its slot header's first cache line.
+pub const FIRST_LINE_DIMS: usize = 4;
+
 /// A frame's description in its slot header (offset 16, 112 bytes): one home for both sides, the
 /// writer stores it with [`bytemuck::bytes_of`] and a reader copies it out and validates it.
 #[repr(C)]
@@ -397,6 +403,9 @@ const _: () = {
     assert!(offset_of!(SlotDesc, ndim) == 12);
     assert!(offset_of!(SlotDesc, shape) == 16);
     assert!(offset_of!(SlotDesc, meta_len) == 80);
+    assert!(off::S_PAYLOAD_LEN + DESC_FIRST_LINE == 64);
+    assert!(offset_of!(SlotDesc, shape) + 8 * FIRST_LINE_DIMS == DESC_FIRST_LINE);
+    assert!(SLOT_ALIGN % 64 == 0);
     assert!(offset_of!(SlotDesc, flags) == 84);
     assert!(size_of::<PinsHeader>() == 128);
     assert!(offset_of!(PinsHeader, version) == 8);

@@ -4,9 +4,9 @@
 use crate::error::{Errno, OpenError};
 use crate::frame::{frame_len, DType, Dims, Schema};
 use crate::layout::{
-    off, Geometry, HeaderFixed, RingFixed, SlotDesc, HEADER_REGION, LAYOUT_VERSION, MAGIC,
-    MAX_DIMS, PIN_ENTRIES, RING_HEADER_REGION, SCHEMA_OFFSET, STATE_CLOSED, STATE_OPEN,
-    STATE_SUPERSEDED,
+    off, Geometry, HeaderFixed, RingFixed, SlotDesc, DESC_FIRST_LINE, FIRST_LINE_DIMS,
+    HEADER_REGION, LAYOUT_VERSION, MAGIC, MAX_DIMS, PIN_ENTRIES, RING_HEADER_REGION, SCHEMA_OFFSET,
+    STATE_CLOSED, STATE_OPEN, STATE_SUPERSEDED,
 };
 use crate::name::Name;
 use crate::pins::{Pins, PinsFail};
@@ -433,9 +433,25 @@ impl Channel {
         }
     }
 
+    /// A slot's description as stored. The slot header's first cache line, which the reader has
+    /// just fetched for the stamp, holds the description up to its fourth dimension; the second
+    /// line is read only for more dimensions or a channel with metadata, so that a frame of a
+    /// channel without metadata costs the reader no second line of the header.
+    fn slot_desc(&self, slot: u32) -> SlotDesc {
+        let at = self.slot_offset(slot) + off::S_PAYLOAD_LEN;
+        let mut d: SlotDesc = bytemuck::Zeroable::zeroed();
+        let first = &mut bytemuck::bytes_of_mut(&mut d)[..DESC_FIRST_LINE];
+        self.seg.copy_out(at, first);
+        if d.ndim as usize > FIRST_LINE_DIMS || self.geom.meta_size != 0 {
+            let rest = &mut bytemuck::bytes_of_mut(&mut d)[DESC_FIRST_LINE..];
+            self.seg.copy_out(at + DESC_FIRST_LINE, rest);
+        }
+        d
+    }
+
     /// Reads and checks a slot's description. `Err` says what is impossible about it.
     pub fn read_desc(&self, slot: u32) -> Result<FrameDesc, String> {
-        let d: SlotDesc = self.seg.read(self.slot_offset(slot) + off::S_PAYLOAD_LEN);
+        let d = self.slot_desc(slot);
         let dtype =
             DType::from_code(d.dtype).ok_or_else(|| format!("unknown dtype code {}", d.dtype))?;
         let ndim = d.ndim as usize;

@@ -278,6 +278,13 @@ impl Entry {
         self.pins.seg.prefetch(at, true);
     }
 
+    /// This entry's pin word for rings of `parity` (a relaxed load; see `Reader::keep_warm`).
+    pub fn pin_word(&self, parity: u32) -> u64 {
+        self.pins
+            .entry_word(self.index, parity)
+            .load(Ordering::Relaxed)
+    }
+
     /// Tells the writer that this reader has taken or passed over every frame below `taken`.
     pub fn set_taken(&self, taken: u64) {
         self.pins

@@ -258,16 +258,34 @@ impl Reader {
         // the writer's core together with the stamps read below, not one after another.
         self.entry.prefetch(self.ch.parity());
         self.ch.prefetch_slots();
+        self.scan(newest, self.last)
+    }
+
+    /// The slot of the oldest (or newest) complete frame with an index greater than `after`.
+    fn scan(&self, newest: bool, after: Option<u64>) -> Option<(u32, u64)> {
         let head = self.ch.head_acquire();
         let stamps = self.ch.stamps().map(|s| match ring::stable_index(s) {
             Some(i) if i < head => s,
             _ => 0,
         });
         if newest {
-            ring::newest_after(stamps, self.last)
+            ring::newest_after(stamps, after)
         } else {
-            ring::oldest_after(stamps, self.last)
+            ring::oldest_after(stamps, after)
         }
+    }
+
+    /// A spinning reader's look at the channel that changes nothing, between polls of the futex
+    /// word: it runs what taking a frame runs and loads what it loads (the stamps, the newest
+    /// frame's description, this reader's pin word), so that this code, the reader's structures
+    /// and the pages and lines of the slot headers and the pin table stay in this core's caches
+    /// and TLB. A loop over one word lets them go cold, and a frame then waits for each of them
+    /// in turn. Loads only: nothing the writer writes is taken from it for a write.
+    fn keep_warm(&self) {
+        if let Some((slot, _)) = self.scan(true, None) {
+            let _ = std::hint::black_box(self.ch.read_desc(slot));
+        }
+        std::hint::black_box(self.entry.pin_word(self.ch.parity()));
     }
 
     fn missed(&self, index: u64) -> u64 {
@@ -522,6 +540,7 @@ impl Reader {
                         }
                         std::hint::spin_loop();
                     }
+                    self.keep_warm();
                     if Instant::now() >= until {
                         break;
                     }
