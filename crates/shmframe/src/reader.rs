@@ -36,6 +36,8 @@ pub struct Reader {
     ch: Channel,
     entry: Arc<Entry>,
     last: Option<u64>,
+    /// The slot of the frame received last (a spinning reader watches its stamp).
+    last_slot: u32,
     /// Set after `WriterGone`/`Closed` was reported: the next call re-attaches by name first.
     detached: bool,
     spin: Duration,
@@ -147,6 +149,7 @@ impl Reader {
         Ok(Reader {
             entry: attach(&ch, last)?,
             last,
+            last_slot: 0,
             ch,
             detached: false,
             spin: Duration::ZERO,
@@ -354,6 +357,7 @@ impl Reader {
                 return Err(self.truncated());
             }
             self.last = Some(index);
+            self.last_slot = slot;
             self.entry.set_taken(index + 1);
             return Ok(Some(view));
         }
@@ -532,10 +536,23 @@ impl Reader {
                 Step::Empty { seen } => seen,
             };
             if !self.spin.is_zero() {
+                // Besides the futex word, the stamp of the slot of the frame received last: while
+                // the readers keep up, the writer writes the next frame into that slot again
+                // (`ring::write_order`), and a reader that sees its stamp move finds the frame in
+                // the cache line it just fetched, instead of fetching the futex word's line first
+                // and the stamp's after it. Any move of either word only means: look again.
+                let watched = (self.last_slot < self.ch.geom.slot_count).then(|| {
+                    let w = self.ch.stamp(self.last_slot);
+                    (w, w.load(Ordering::Relaxed))
+                });
+                let moved = |r: &Self| {
+                    r.ch.wake().load(Ordering::Relaxed) != seen
+                        || watched.is_some_and(|(w, v)| w.load(Ordering::Relaxed) != v)
+                };
                 let until = Instant::now() + self.spin;
                 'spin: loop {
                     for _ in 0..256 {
-                        if self.ch.wake().load(Ordering::Relaxed) != seen {
+                        if moved(self) {
                             break 'spin;
                         }
                         std::hint::spin_loop();
@@ -545,7 +562,7 @@ impl Reader {
                         break;
                     }
                 }
-                woken = self.ch.wake().load(Ordering::Relaxed) != seen;
+                woken = moved(self);
                 if woken {
                     continue;
                 }
