@@ -232,43 +232,79 @@ pub fn newest_after(stamps: impl Iterator<Item = u64>, after: Option<u64>) -> Op
 /// 4. The newest frame, last, while some reader has yet to take it or no reader is attached: a
 ///    reader attaching now wants it.
 pub fn write_order(last: u32, stamps: impl Iterator<Item = u64>, taken: u64) -> WriteOrder {
-    // One key per slot, class in bits 96.., rank within the class in bits 32..96, slot in bits
-    // 0..32: sorting the keys sorts the slots. Only the first `n` keys are ever looked at.
-    let key = |class: u128, rank: u64, slot: u32| class << 96 | (rank as u128) << 32 | slot as u128;
-    let mut keyed = [0u128; MAX_SLOTS as usize];
-    let mut n = 0;
-    for (slot, stamp) in (0u32..MAX_SLOTS).zip(stamps) {
-        keyed[n] = match stable_index(stamp) {
-            // With no reader attached (`taken` is `u64::MAX`) the newest frame is kept for one
-            // that attaches; once every attached reader has taken it, its slot is reused first.
-            Some(i) if i < taken && (slot != last || taken != u64::MAX) => {
-                key(0, u64::MAX - i, slot)
-            }
-            _ if slot == last => key(3, 0, slot),
-            Some(i) => key(2, i, slot),
-            None => key(1, 0, slot),
-        };
-        n += 1;
+    let mut stamp = [0u64; MAX_SLOTS as usize];
+    let mut count = 0;
+    for (slot, s) in stamp.iter_mut().zip(stamps) {
+        *slot = s;
+        count += 1;
     }
-    keyed[..n].sort_unstable();
-    WriteOrder { keyed, n, next: 0 }
+    WriteOrder {
+        last,
+        count,
+        stamp,
+        taken,
+        after: None,
+    }
+}
+
+/// One step of [`write_order`] without a list: the first slot of `count` (slot `s` holding
+/// `stamp(s)`) that comes after the slot whose key is `after` (`None`: the first slot), with its
+/// key to pass as `after` for the next. Each step reads every stamp again, so a writer that
+/// finds its first choice free (the usual case) reads each stamp once and sorts nothing.
+#[inline]
+pub fn next_in_write_order(
+    last: u32,
+    count: u32,
+    stamp: impl Fn(u32) -> u64,
+    taken: u64,
+    after: Option<u128>,
+) -> Option<(u32, u128)> {
+    (0..count.min(MAX_SLOTS))
+        .map(|slot| order_key(last, slot, stamp(slot), taken))
+        .filter(|&k| after.is_none_or(|a| k > a))
+        .min()
+        .map(|k| (k as u32, k))
+}
+
+/// Where `slot`, holding `stamp`, comes in [`write_order`]: the class in bits 96.., the rank
+/// within the class in bits 32..96, the slot in bits 0..32, so that keys are distinct and the
+/// smaller is tried first.
+#[inline]
+fn order_key(last: u32, slot: u32, stamp: u64, taken: u64) -> u128 {
+    let key = |class: u128, rank: u64| class << 96 | (rank as u128) << 32 | slot as u128;
+    match stable_index(stamp) {
+        // With no reader attached (`taken` is `u64::MAX`) the newest frame is kept for one that
+        // attaches; once every attached reader has taken it, its slot is reused first.
+        Some(i) if i < taken && (slot != last || taken != u64::MAX) => key(0, u64::MAX - i),
+        _ if slot == last => key(3, 0),
+        Some(i) => key(2, i),
+        None => key(1, 0),
+    }
 }
 
 /// The slots of [`write_order`], in order.
 pub struct WriteOrder {
-    /// Keys (class, rank within the class, slot), sorted.
-    keyed: [u128; MAX_SLOTS as usize],
-    n: usize,
-    next: usize,
+    last: u32,
+    count: u32,
+    stamp: [u64; MAX_SLOTS as usize],
+    taken: u64,
+    after: Option<u128>,
 }
 
 impl Iterator for WriteOrder {
     type Item = u32;
 
     fn next(&mut self) -> Option<u32> {
-        let key = *self.keyed[..self.n].get(self.next)?;
-        self.next += 1;
-        Some(key as u32)
+        let stamp = &self.stamp;
+        let (slot, key) = next_in_write_order(
+            self.last,
+            self.count,
+            |s| stamp[s as usize],
+            self.taken,
+            self.after,
+        )?;
+        self.after = Some(key);
+        Some(slot)
     }
 }
 
@@ -463,6 +499,22 @@ mod tests {
         let two = [stable_stamp(3), stable_stamp(4)];
         assert_eq!(write_order(1, two.iter().copied(), 0).next(), Some(0));
         assert_eq!(write_order(0, two.iter().copied(), 9).next(), Some(1));
+        // Every slot exactly once, whatever the stamps (equal frames, torn and empty slots too).
+        let odd = [
+            stable_stamp(4),
+            0,
+            stable_stamp(4),
+            2 * 3 + 1,
+            stable_stamp(2),
+            0,
+        ];
+        for last in 0..odd.len() as u32 {
+            for taken in [0, 3, 5, u64::MAX] {
+                let mut seen = write_order(last, odd.iter().copied(), taken).collect::<Vec<_>>();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..odd.len() as u32).collect::<Vec<_>>());
+            }
+        }
     }
 
     /// A writer thread laps a two-slot ring while two reader threads copy and validate. Every

@@ -641,10 +641,19 @@ impl Writer {
         if lagging != 0 && self.reclaim_stalled(lagging) {
             taken = self.ch.pins.taken(0).0;
         }
-        let stamps = (0..count).map(|s| self.ch.stamp(s).load(Ordering::Relaxed));
         let mut pinned = 0u64;
         let mut found = None;
-        for slot in ring::write_order(self.last_slot, stamps, taken) {
+        let mut after = None;
+        // The slots in `ring::write_order`, one step at a time: the stamps are read again at each
+        // step (only this writer writes them, and a refused claim puts its slot's stamp back).
+        while let Some((slot, key)) = ring::next_in_write_order(
+            self.last_slot,
+            count,
+            |s| self.ch.stamp(s).load(Ordering::Relaxed),
+            taken,
+            after,
+        ) {
+            after = Some(key);
             let claimed = match self.try_claim(slot) {
                 Err(p) if (self.pinned_long(slot) || stuck) && self.reclaim(p.entries) => {
                     self.try_claim(slot)
