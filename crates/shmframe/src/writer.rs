@@ -857,8 +857,10 @@ impl Writer {
         }
         self.check_meta(meta)?;
         let slot = self.claim(len)?;
-        self.ch.seg.copy_in(self.ch.payload_offset(slot), data);
+        // The description first, while the slot's header is in cache from the claim: after a
+        // large copy it would cost a miss between the data and the publish.
         self.describe(slot, dtype, shape, len, meta);
+        self.ch.seg.copy_in(self.ch.payload_offset(slot), data);
         self.commit(slot)
     }
 
@@ -975,6 +977,10 @@ impl Writer {
     ) -> Result<RawLoan, WriteError> {
         let len = self.frame_len(dtype, shape)?;
         let slot = self.claim(len)?;
+        // Described now, while the slot's header is in cache from the claim, not at the publish,
+        // after the caller has filled the slot (for a large frame, evicting that header).
+        // Metadata set later describes the slot again (its length is part of the description).
+        self.describe(slot, dtype, shape, len, &[]);
         let mem = if own {
             let at = self.ch.slot_offset(slot);
             let skip = self.ch.geom.payload_offset as usize;
@@ -1028,7 +1034,9 @@ impl Writer {
             return Err(e);
         }
         self.loaned = None;
-        self.describe(loan.slot, loan.dtype, loan.shape(), loan.len, meta);
+        if !meta.is_empty() {
+            self.describe(loan.slot, loan.dtype, loan.shape(), loan.len, meta);
+        }
         self.commit(loan.slot)
     }
 

@@ -896,3 +896,41 @@ fn loans_one_at_a_time_and_only_by_their_writer() {
     drop((r, a, b));
     assert!(ga.leftovers().is_empty() && gb.leftovers().is_empty());
 }
+
+/// A loan is described when it is made and described again if metadata is set before the publish:
+/// readers get each frame's own shape and metadata, whichever the slot held before.
+#[test]
+fn loans_with_and_without_metadata_describe_their_own_frame() {
+    shmframe::metadata! {
+        struct M { a: u32, b: u32 }
+    }
+    let g = Guard::new("loanmeta");
+    let mut w = Writer::create(&g.name, WriterOptions::new().slots(3).metadata::<M>()).unwrap();
+    let mut r = Reader::open(&g.name).unwrap();
+    let wait = Some(Duration::from_secs(5));
+    // Twice around the ring, so every slot goes from a frame with metadata to one without and back.
+    for i in 0..6u32 {
+        let mut loan = w.loan(DType::U8, &[1 + i as usize % 2, 2]).unwrap();
+        loan.data_mut().fill(i as u8);
+        if i % 2 == 0 {
+            loan.set_meta_typed(&M { a: i, b: 7 }).unwrap();
+        }
+        loan.publish();
+        let f = r.next(wait).unwrap();
+        assert_eq!(f.shape, vec![1 + i as usize % 2, 2], "frame {i}");
+        assert_eq!(f.data, vec![i as u8; 2 * (1 + i as usize % 2)], "frame {i}");
+        if i % 2 == 0 {
+            let m: M = r.meta_of(&f).unwrap();
+            assert_eq!((m.a, m.b), (i, 7), "frame {i}");
+        } else {
+            assert!(f.meta.is_empty(), "frame {i} has no metadata: {:?}", f.meta);
+        }
+    }
+    // A discarded loan leaves its slot empty, whatever it described.
+    drop(w.loan(DType::U16, &[9]).unwrap());
+    w.write(DType::U8, &[2], &[3, 4]).unwrap();
+    let f = r.next(wait).unwrap();
+    assert_eq!((f.index, f.shape, f.data), (6, vec![2], vec![3, 4]));
+    drop((r, w));
+    assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
+}
