@@ -475,26 +475,31 @@ impl Sub {
         })
     }
 
-    /// Receives and verifies the next frame: `Ok(None)` if it is torn. The clock is read while
-    /// the reader still holds the verified frame (before a view or sample is released).
+    /// Receives and verifies the next frame: `Ok(None)` if it is torn. The clock is read once
+    /// the reader holds the frame (a view or sample not yet released, or the finished copy) and
+    /// before the check words are read: the latency is the transport's, not the time to fetch
+    /// one word of every page of a large frame, which every transport would pay alike.
     fn recv(&mut self, s: &PeerSpec) -> Result<(Option<Stamp>, u64)> {
-        let verified = |st: Option<Stamp>| (st, shmframe::monotonic_ns());
+        let in_hand = |buf: &[u8]| {
+            let now = shmframe::monotonic_ns();
+            (pattern::verify(buf), now)
+        };
         match self {
             Sub::Shm(r, f) => match s.read {
                 ReadMode::View => {
                     let v = r.next_view(Some(RECV_TIMEOUT))?;
-                    let got = verified(pattern::verify(v.data()));
+                    let got = in_hand(v.data());
                     drop(v);
                     Ok(got)
                 }
                 ReadMode::Copy => {
                     r.next_into(f, Some(RECV_TIMEOUT))?;
-                    Ok(verified(pattern::verify(&f.data)))
+                    Ok(in_hand(&f.data))
                 }
             },
             Sub::ShmAsync(r, rt) => rt.block_on(async {
                 let v = r.next_view_async().await?;
-                let got = verified(pattern::verify(v.data()));
+                let got = in_hand(v.data());
                 drop(v);
                 Ok::<_, anyhow::Error>(got)
             }),
@@ -513,7 +518,7 @@ impl Sub {
                     if let Some(sample) = got {
                         return Ok(match s.read {
                             ReadMode::View => {
-                                let got = verified(pattern::verify(sample.payload()));
+                                let got = in_hand(sample.payload());
                                 drop(sample);
                                 got
                             }
@@ -521,7 +526,7 @@ impl Sub {
                                 buf.resize(sample.payload().len(), 0);
                                 buf.copy_from_slice(sample.payload());
                                 drop(sample);
-                                verified(pattern::verify(buf))
+                                in_hand(buf)
                             }
                         });
                     }
@@ -544,14 +549,14 @@ impl Sub {
             }
             Sub::Seed(r, f) => {
                 r.next_into(f, Some(RECV_TIMEOUT))?;
-                Ok(verified(pattern::verify(&f.data)))
+                Ok(in_hand(&f.data))
             }
             Sub::Uds(c, buf) => {
                 let mut len = [0u8; 8];
                 c.read_exact(&mut len)?;
                 buf.resize(u64::from_le_bytes(len) as usize, 0);
                 c.read_exact(buf)?;
-                Ok(verified(pattern::verify(buf)))
+                Ok(in_hand(buf))
             }
         }
     }
