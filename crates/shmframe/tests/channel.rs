@@ -908,7 +908,7 @@ fn loans_with_and_without_metadata_describe_their_own_frame() {
     let mut w = Writer::create(&g.name, WriterOptions::new().slots(3).metadata::<M>()).unwrap();
     let mut r = Reader::open(&g.name).unwrap();
     let wait = Some(Duration::from_secs(5));
-    // Twice around the ring, so every slot goes from a frame with metadata to one without and back.
+    // Frames with and without metadata alternate, so slots are reused across both kinds.
     for i in 0..6u32 {
         let mut loan = w.loan(DType::U8, &[1 + i as usize % 2, 2]).unwrap();
         loan.data_mut().fill(i as u8);
