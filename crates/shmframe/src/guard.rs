@@ -66,6 +66,12 @@ static TABLE: [Entry; CAPACITY] = [const {
     }
 }; CAPACITY];
 
+/// Set, and never cleared, when the handler first marks a mapping faulted. Until then (as good
+/// as always) [`any_faulted`] answers for every mapping with one load of one static line, where
+/// a mapping's own flag is reached through its owner's structures and the table: cache lines and
+/// pages that a large frame's copy has evicted by the time the writer publishes it.
+static ANY_FAULTED: AtomicBool = AtomicBool::new(false);
+
 /// Page size, set before the handler is installed.
 static PAGE: AtomicUsize = AtomicUsize::new(0);
 /// The `SIGBUS` disposition before ours, set before the handler is installed.
@@ -90,11 +96,19 @@ pub struct Guard {
     index: usize,
 }
 
+/// `false` if no `SIGBUS` has hit any guarded mapping of this process: then no [`Guard`] is
+/// faulted. (`true` says nothing about a given mapping; ask its guard.)
+#[inline]
+pub fn any_faulted() -> bool {
+    ANY_FAULTED.load(Acquire)
+}
+
 impl Guard {
     /// Whether a `SIGBUS` hit this mapping (its file was truncated): from the faulting page on, the
     /// mapping is now private zero-filled memory, no longer the shared object.
+    #[inline]
     pub fn faulted(&self) -> bool {
-        TABLE[self.index].faulted.load(Acquire)
+        any_faulted() && TABLE[self.index].faulted.load(Acquire)
     }
 }
 
@@ -233,6 +247,7 @@ fn zero_from(addr: usize) -> bool {
             entry.zeroed_from.fetch_min(page_start, Relaxed);
         }
         entry.faulted.store(true, Release);
+        ANY_FAULTED.store(true, Release);
         return true;
     }
     false

@@ -376,8 +376,9 @@ impl Channel {
         self.generation & 1
     }
     /// `true` once a fault showed that the object or its pin table was truncated.
+    #[inline]
     pub fn faulted(&self) -> bool {
-        self.seg.faulted() || self.pins.faulted()
+        crate::guard::any_faulted() && (self.seg.faulted() || self.pins.faulted())
     }
 
     pub fn slot_offset(&self, slot: u32) -> usize {

@@ -426,19 +426,23 @@ pub fn end_sleep<W: Word32>(sleepers: &W) {
 
 /// The writer's last step of a publish: frame `index` is complete in the slot of `stamp`; store
 /// `head` and bump the futex word. Returns `true` if `FUTEX_WAKE` is needed (someone sleeps).
+///
+/// `sleepers` is looked up after the stores that make the frame visible: finding the word may
+/// take loads that miss (after a large frame's copy, every structure on the way is cold), and a
+/// store does not leave the core before the loads ahead of it are done.
 #[inline]
-pub fn publish<S: Word, W: Word32>(
+pub fn publish<'w, S: Word, W: Word32 + 'w>(
     stamp: &S,
     index: u64,
     head: &S,
     wake: &W,
-    sleepers: &W,
+    sleepers: impl FnOnce() -> &'w W,
 ) -> bool {
     end_write(stamp, index);
     // SYNC POINT: release, after the slot's stamp is even: a reader that sees head > index finds
     // frame `index` complete (or already overwritten by a newer one).
     head.store(index + 1, Ordering::Release);
-    bump_wake(wake, sleepers)
+    bump_wake(wake, sleepers())
 }
 
 /// The writer closes (or gives up) the channel: stores `state` and bumps the futex word. Returns
@@ -748,13 +752,9 @@ mod loom_tests {
             for d in &self.slot.data {
                 d.store(index + 1, Ordering::Relaxed);
             }
-            let wake = publish(
-                &self.slot.stamp,
-                index,
-                &self.head,
-                &self.wake,
-                &self.sleepers,
-            );
+            let wake = publish(&self.slot.stamp, index, &self.head, &self.wake, || {
+                &self.sleepers
+            });
             if wake && check_sleepers {
                 self.futex.wake_all();
             }

@@ -227,8 +227,9 @@ impl Segment {
 
     /// `true` once an access to this mapping faulted because the object was truncated under it
     /// (the faulting pages now read as zeros).
+    #[inline]
     pub fn faulted(&self) -> bool {
-        self.guard.as_ref().is_some_and(|g| g.faulted())
+        crate::guard::any_faulted() && self.guard.as_ref().is_some_and(|g| g.faulted())
     }
 
     /// The object's current size.

@@ -730,8 +730,11 @@ impl Writer {
     }
 
     fn check_meta(&self, meta: &[u8]) -> Result<(), WriteError> {
+        if meta.is_empty() {
+            return Ok(());
+        }
         let expected = self.ch.geom.meta_size as usize;
-        if meta.is_empty() || meta.len() == expected {
+        if meta.len() == expected {
             return Ok(());
         }
         Err(WriteError::MetaMismatch {
@@ -761,6 +764,7 @@ impl Writer {
     }
 
     /// Completes the frame in `slot`: stamps it, advances `head`, wakes sleeping readers.
+    #[inline]
     fn commit(&mut self, slot: u32) -> Result<u64, WriteError> {
         if self.ch.faulted() {
             return Err(self.recover_truncated());
@@ -771,13 +775,12 @@ impl Writer {
             .seg
             .atomic_u64(self.ch.slot_offset(slot) + off::S_TIMESTAMP)
             .store(ts, Ordering::Relaxed);
-        let sleepers = self.ch.pins.sleepers();
         if ring::publish(
             self.ch.stamp(slot),
             index,
             self.ch.head(),
             self.ch.wake(),
-            sleepers,
+            || self.ch.pins.sleepers(),
         ) {
             self.wake_sleepers();
         }
@@ -1021,6 +1024,7 @@ impl Writer {
     }
 
     /// Publishes a raw loan with optional metadata; returns the frame's index.
+    #[inline]
     pub fn publish_raw(&mut self, loan: RawLoan, meta: &[u8]) -> Result<u64, WriteError> {
         loan.retire();
         if !self.owns(&loan) {
@@ -1098,6 +1102,7 @@ impl Loan<'_> {
     }
 
     /// Publishes the frame; returns its index.
+    #[inline]
     pub fn publish(mut self) -> u64 {
         let raw = self.raw.take().expect("loan already finished");
         let meta = std::mem::take(&mut self.meta);
