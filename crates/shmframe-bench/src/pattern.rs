@@ -2,9 +2,11 @@
 //!
 //! A payload starts with the frame index (u64) and the publish timestamp (CLOCK_MONOTONIC ns,
 //! u64). Then one check word per 4 KiB page and one in the last 8 bytes hold a value derived from
-//! the index and the word's position. A frame assembled from two different publishes (torn) has
-//! check words that disagree with its index, so the reader detects it while reading only about
-//! 0.2 % of a large frame. Frames of 64 bytes are checked in full (six check words).
+//! the index and the word's position. The writer marks its source frame with the index and the
+//! check words before the transport copies it, and writes the time into the copy last. A frame
+//! assembled from two different publishes (torn) has check words that disagree with its index,
+//! so the reader detects it while reading only about 0.2 % of a large frame. Frames of 64 bytes
+//! are checked in full (six check words).
 
 /// Smallest payload the benchmark sends: header plus at least one check word.
 pub const MIN_PAYLOAD: usize = 24;
@@ -31,13 +33,19 @@ fn get(buf: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Stamps frame `index` into `buf` and, last, the current time. Call right before publishing.
-pub fn stamp(buf: &mut [u8], index: u64) {
+/// Writes frame `index` and its check words into `buf`: the writer's source frame, before the
+/// transport copies it (so that the copy carries them and no scattered stores follow it).
+pub fn mark(buf: &mut [u8], index: u64) {
     debug_assert!(buf.len() >= MIN_PAYLOAD);
     put(buf, 0, index);
     for p in positions(buf.len()) {
         put(buf, p, word(index, p));
     }
+}
+
+/// Writes the current time into a frame [`mark`]ed before it was copied: the last store before
+/// the publish.
+pub fn stamp_time(buf: &mut [u8]) {
     put(buf, 8, shmframe::monotonic_ns());
 }
 
@@ -73,8 +81,10 @@ mod tests {
         for len in [24, 64, 4096 + 100, 3 * STRIDE, 640 * 480 * 3] {
             let mut a = vec![7u8; len];
             let mut b = vec![7u8; len];
-            stamp(&mut a, 5);
-            stamp(&mut b, 6);
+            mark(&mut a, 5);
+            mark(&mut b, 6);
+            stamp_time(&mut a);
+            stamp_time(&mut b);
             assert_eq!(verify(&a).unwrap().index, 5);
             assert_eq!(verify(&b).unwrap().index, 6);
             // A frame whose second half comes from the next publish.

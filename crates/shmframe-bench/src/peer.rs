@@ -284,12 +284,13 @@ impl Pub {
 
     /// Publishes `src` as frame `index`: one full write of the payload by every transport.
     fn publish(&mut self, src: &mut [u8], index: u64, notify: bool) -> Result<()> {
+        pattern::mark(src, index);
         match self {
             Pub::Shm(w) => {
                 let mut loan = w.loan(shmframe::DType::U8, &[src.len()])?;
                 let d = loan.data_mut();
                 d.copy_from_slice(src);
-                pattern::stamp(d, index);
+                pattern::stamp_time(d);
                 loan.publish();
             }
             Pub::Ice(ice) => {
@@ -302,7 +303,7 @@ impl Pub {
                     .loan_slice_uninit(src.len())
                     .map_err(|e| anyhow!("iceoryx2 loan: {e:?}"))?;
                 let mut sample = sample.write_from_slice(src);
-                pattern::stamp(sample.payload_mut(), index);
+                pattern::stamp_time(sample.payload_mut());
                 sample.send().map_err(|e| anyhow!("iceoryx2 send: {e:?}"))?;
                 if notify {
                     notifier
@@ -311,11 +312,11 @@ impl Pub {
                 }
             }
             Pub::Seed(w) => {
-                pattern::stamp(src, index);
+                pattern::stamp_time(src);
                 w.write([1, src.len(), 1], src)?;
             }
             Pub::Uds(_, conns) => {
-                pattern::stamp(src, index);
+                pattern::stamp_time(src);
                 for c in conns {
                     c.write_all(&(src.len() as u64).to_le_bytes())?;
                     c.write_all(src)?;
@@ -482,6 +483,9 @@ impl Sub {
     fn recv(&mut self, s: &PeerSpec) -> Result<(Option<Stamp>, u64)> {
         let in_hand = |buf: &[u8]| {
             let now = shmframe::monotonic_ns();
+            // Keep the check words' loads after the clock read: without it the compiler may
+            // start the first ones (a miss on the frame's first page) before reading the clock.
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
             (pattern::verify(buf), now)
         };
         match self {
