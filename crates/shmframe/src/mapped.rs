@@ -375,7 +375,9 @@ impl Channel {
     pub fn parity(&self) -> u32 {
         self.generation & 1
     }
-    /// `true` once a fault showed that the object or its pin table was truncated.
+    /// `true` once a fault showed that the object or its pin table was truncated. While no
+    /// mapping of this process has faulted, one static flag answers, without reaching the two
+    /// mappings' guards (a publish calls this after a large copy, when they are cold).
     #[inline]
     pub fn faulted(&self) -> bool {
         crate::guard::any_faulted() && (self.seg.faulted() || self.pins.faulted())

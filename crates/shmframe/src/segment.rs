@@ -229,7 +229,7 @@ impl Segment {
     /// (the faulting pages now read as zeros).
     #[inline]
     pub fn faulted(&self) -> bool {
-        crate::guard::any_faulted() && self.guard.as_ref().is_some_and(|g| g.faulted())
+        self.guard.as_ref().is_some_and(|g| g.faulted())
     }
 
     /// The object's current size.
