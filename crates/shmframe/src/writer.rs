@@ -756,6 +756,9 @@ impl Writer {
         })
     }
 
+    /// Writes the frame's description (and metadata) into its claimed slot. Called right after
+    /// the claim, while the slot's header is in cache: after the payload, which for a large frame
+    /// evicts that header, it would cost a miss between the data and the publish.
     fn describe(&self, slot: u32, dtype: DType, shape: &[usize], len: usize, meta: &[u8]) {
         self.ch.write_desc(slot, dtype, shape, len, meta.len());
         if !meta.is_empty() {
@@ -860,8 +863,6 @@ impl Writer {
         }
         self.check_meta(meta)?;
         let slot = self.claim(len)?;
-        // The description first, while the slot's header is in cache from the claim: after a
-        // large copy it would cost a miss between the data and the publish.
         self.describe(slot, dtype, shape, len, meta);
         self.ch.seg.copy_in(self.ch.payload_offset(slot), data);
         self.commit(slot)
@@ -980,8 +981,6 @@ impl Writer {
     ) -> Result<RawLoan, WriteError> {
         let len = self.frame_len(dtype, shape)?;
         let slot = self.claim(len)?;
-        // Described now, while the slot's header is in cache from the claim, not at the publish,
-        // after the caller has filled the slot (for a large frame, evicting that header).
         // Metadata set later describes the slot again (its length is part of the description).
         self.describe(slot, dtype, shape, len, &[]);
         let mem = if own {
