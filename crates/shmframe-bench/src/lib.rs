@@ -13,6 +13,7 @@
 
 mod judge;
 mod memcpy;
+mod paired;
 mod pattern;
 mod peer;
 mod report;
@@ -60,6 +61,13 @@ pub struct BenchArgs {
     /// rows alike.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20))]
     pub rounds: Option<u64>,
+
+    /// Instead of the full table: shmframe's spinning zero-copy reader and iceoryx2's busy poll
+    /// in N back-to-back pairs of paced runs per payload (`--payload` picks them), with the
+    /// median of the pairs' p50 differences. For differences below what one run resolves.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=200),
+          conflicts_with_all = ["out", "only", "rounds"])]
+    pub paired: Option<u64>,
 
     /// Internal: run as a peer process of the benchmark.
     #[arg(long, hide = true, value_parser = ["writer", "reader"])]
@@ -215,6 +223,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .context("--low-latency")?;
     }
     let budget = Budget::of(&args);
+    let _leftovers = Iceoryx2Leftovers::note();
+    if let Some(rounds) = args.paired {
+        return paired::run(&args, rounds, budget);
+    }
     let report = report::measure(&args, budget)?;
     let md = report.markdown();
     println!("{md}");
@@ -249,6 +261,49 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What iceoryx2 keeps after its last node has ended, a node-management file in /dev/shm
+/// (`iox2_*`) and the directory /tmp/iceoryx2: removed when the benchmark ends, all but what
+/// was there before it started (another iceoryx2 user's).
+struct Iceoryx2Leftovers {
+    shm_before: Vec<std::ffi::OsString>,
+    tmp_existed: bool,
+}
+
+const IOX2_SHM: &str = "/dev/shm";
+const IOX2_TMP: &str = "/tmp/iceoryx2";
+
+impl Iceoryx2Leftovers {
+    fn note() -> Iceoryx2Leftovers {
+        Iceoryx2Leftovers {
+            shm_before: Self::shm_files(),
+            tmp_existed: std::path::Path::new(IOX2_TMP).exists(),
+        }
+    }
+
+    fn shm_files() -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(IOX2_SHM)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .filter(|n| n.as_encoded_bytes().starts_with(b"iox2_"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Iceoryx2Leftovers {
+    fn drop(&mut self) {
+        for f in Self::shm_files() {
+            if !self.shm_before.contains(&f) {
+                let _ = std::fs::remove_file(std::path::Path::new(IOX2_SHM).join(f));
+            }
+        }
+        if !self.tmp_existed {
+            let _ = std::fs::remove_dir_all(IOX2_TMP);
+        }
+    }
 }
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
