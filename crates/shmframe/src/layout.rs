@@ -34,7 +34,7 @@ pub const RING_MAGIC: [u8; 8] = *b"SHMFRING";
 /// First eight bytes of every pin table.
 pub const PINS_MAGIC: [u8; 8] = *b"SHMFPINS";
 /// Layout version this library reads and writes.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes before the first ring: header plus schema, one page.
 pub const HEADER_REGION: u64 = 4096;
 /// Bytes of a ring before its first slot: the ring header, one page.
@@ -103,7 +103,8 @@ pub struct HeaderLive {
     /// Frames published so far; the newest frame has index `head - 1`. Stored (release) after the
     /// frame's slot stamp is even.
     pub head: AtomicU64,
-    /// Futex word: bumped after every publish and state change; readers `FUTEX_WAIT` on it.
+    /// Bumped after every publish, growth and state change: spinning readers watch it, sleeping
+    /// ones look at it before and after counting themselves in (they wait on `PinsHeader::bell`).
     pub wake: AtomicU32,
     /// [`STATE_OPEN`], [`STATE_CLOSED`] or [`STATE_SUPERSEDED`].
     pub state: AtomicU32,
@@ -204,6 +205,8 @@ pub mod off {
     pub const P_USED: usize = offset_of!(PinsHeader, used);
     /// `PinsHeader::sleepers`.
     pub const P_SLEEPERS: usize = offset_of!(PinsHeader, sleepers);
+    /// `PinsHeader::bell`.
+    pub const P_BELL: usize = offset_of!(PinsHeader, bell);
     /// `PinEntry::pins`, from the entry's start.
     pub const E_PINS: usize = offset_of!(PinEntry, pins);
     /// `PinEntry::sleeping`, from the entry's start.
@@ -303,7 +306,11 @@ pub struct PinsHeader {
     /// Readers sleeping on the futex (or about to): the writer calls `FUTEX_WAKE` only when this
     /// is not 0.
     pub sleepers: AtomicU32,
-    _reserved1: [u8; 56],
+    /// The futex word readers sleep on: the writer adds 1 before each `FUTEX_WAKE`. It lives here,
+    /// in an object readers map read-write, because a futex wait on a read-only mapping costs the
+    /// kernel a failed attempt to take the page for writing before it takes it for reading.
+    pub bell: AtomicU32,
+    _reserved1: [u8; 52],
 }
 
 /// One reader's entry in the pin table (64 bytes, a cache line of its own).
@@ -413,6 +420,7 @@ const _: () = {
     assert!(offset_of!(PinsHeader, lineage) == 16);
     assert!(offset_of!(PinsHeader, used) == 64);
     assert!(offset_of!(PinsHeader, sleepers) == 68);
+    assert!(offset_of!(PinsHeader, bell) == 72);
     assert!(size_of::<PinEntry>() == 64);
     assert!(offset_of!(PinEntry, sleeping) == 16);
     assert!(offset_of!(PinEntry, pid) == 20);

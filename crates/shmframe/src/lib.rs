@@ -4,8 +4,9 @@
 //! typed metadata between *unrelated* processes on one machine.
 //!
 //! A [`Writer`] creates a channel by name; [`Reader`]s in processes started independently open it
-//! by name. One POSIX shared-memory object (`/dev/shm/shmframe.NAME`) holds everything: header,
-//! metadata schema, a ring of slots, and the futex word readers sleep on.
+//! by name. One POSIX shared-memory object (`/dev/shm/shmframe.NAME`) holds the header, metadata
+//! schema and a ring of slots; a second, the pin table, holds what readers write (their pins, and
+//! the futex word sleepers wait on).
 //!
 //! - Publishing never waits for readers; each slot is a seqlock, so a reader never keeps a torn
 //!   frame: copies are verified, zero-copy views pin their slot.

@@ -158,6 +158,11 @@ impl Pins {
         self.seg.atomic_u32(off::P_SLEEPERS)
     }
 
+    /// The futex word sleeping readers wait on (see `ring::ring_bell`).
+    pub fn bell(&self) -> &AtomicU32 {
+        self.seg.atomic_u32(off::P_BELL)
+    }
+
     fn used(&self) -> u32 {
         // A hostile reader may store anything here: never trust more than the table holds.
         self.seg
@@ -311,25 +316,29 @@ impl Entry {
         }
     }
 
-    /// Sleeps on `wake` (which held `seen` before the caller last looked for frames) for at most
-    /// `timeout`, counted among the sleepers so that the writer wakes us.
+    /// Sleeps until the channel's `wake` moves from `seen` (its value before the caller last
+    /// looked for frames), for at most `timeout`: counted among the sleepers, on the table's bell,
+    /// which the writer rings for them.
     pub fn sleep(&self, wake: &AtomicU32, seen: u32, timeout: Duration) -> Result<(), Errno> {
-        self.sleep_with(wake, seen, || wake::wait(wake, seen, timeout))
+        self.sleep_with(wake, seen, |pins, rung| {
+            wake::wait(pins.bell(), rung, timeout)
+        })
     }
 
-    /// As [`Entry::sleep`], sleeping with `wait` (which returns when `wake` moves, or earlier).
+    /// As [`Entry::sleep`], sleeping with `wait(pins, rung)`, which returns when the bell of
+    /// `pins` moves from `rung`, or earlier.
     pub fn sleep_with(
         &self,
         wake: &AtomicU32,
         seen: u32,
-        wait: impl FnOnce() -> Result<(), Errno>,
+        wait: impl FnOnce(&Arc<Pins>, u32) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let sleeping = self.pins.entry_sleeping(self.index);
         sleeping.store(1, Ordering::Relaxed);
-        let r = if ring::announce_sleep(wake, self.pins.sleepers(), seen) {
-            wait()
-        } else {
-            Ok(())
+        let pins = &self.pins;
+        let r = match ring::announce_sleep(wake, pins.sleepers(), pins.bell(), seen) {
+            Some(rung) => wait(pins, rung),
+            None => Ok(()),
         };
         ring::end_sleep(self.pins.sleepers());
         sleeping.store(0, Ordering::Relaxed);

@@ -452,7 +452,7 @@ impl Reader {
     }
 
     /// One look: follows a grown ring or a new writer, tries `attempt`, reports a close.
-    /// `Empty` carries the futex word's value loaded before the look.
+    /// `Empty` carries `wake`'s value loaded before the look.
     fn step<T>(
         &mut self,
         deadline: Option<Instant>,
@@ -483,7 +483,7 @@ impl Reader {
                 self.reattach(deadline)?;
                 continue;
             }
-            // SYNC POINT: load the futex word before looking for frames; a publish after the
+            // SYNC POINT: load `wake` before looking for frames; a publish after the
             // look changes the word, so a sleep on it returns at once (no lost wake-up).
             let seen = self.ch.wake().load(Ordering::Relaxed);
             std::sync::atomic::fence(Ordering::Acquire);
@@ -522,7 +522,7 @@ impl Reader {
         let mut quiet_since = start;
         let mut woken = false;
         loop {
-            // The futex word moved since `step` last looked at the channel's state: most often a
+            // `wake` moved since `step` last looked at the channel's state: most often a
             // new frame, taken at once. A grown ring, a new writer or a close found since are
             // followed by the `step` after this look, which in order mode reads this ring's
             // frames first too (a latest-only reader goes to `step` at once).
@@ -536,10 +536,10 @@ impl Reader {
                 Step::Empty { seen } => seen,
             };
             if !self.spin.is_zero() {
-                // Besides the futex word, the stamp of the slot of the frame received last: while
+                // Besides `wake`, the stamp of the slot of the frame received last: while
                 // the readers keep up, the writer writes the next frame into that slot again
                 // (`ring::write_order`), and a reader that sees its stamp move finds the frame in
-                // the cache line it just fetched, instead of fetching the futex word's line first
+                // the cache line it just fetched, instead of fetching `wake`'s line first
                 // and the stamp's after it. Any move of either word only means: look again.
                 let watched = (self.last_slot < self.ch.geom.slot_count).then(|| {
                     let w = self.ch.stamp(self.last_slot);
@@ -583,7 +583,7 @@ impl Reader {
             let slice = deadline.map_or(LIVENESS_INTERVAL, |d| (d - now).min(LIVENESS_INTERVAL));
             let slept = match &self.ch.link {
                 // A socket-served channel: the writer's hang-up ends the sleep too.
-                Some(l) => l.sleep(&self.entry, &self.ch.seg, self.ch.wake(), seen, slice),
+                Some(l) => l.sleep(&self.entry, self.ch.wake(), seen, slice),
                 None => self.entry.sleep(self.ch.wake(), seen, slice),
             };
             slept.map_err(|e| ReadError::Io {

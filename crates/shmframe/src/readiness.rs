@@ -2,17 +2,18 @@
 //! has something to do — a frame, a close, a grown ring, a dead writer — so that epoll, mio, tokio
 //! or asyncio can wait on many channels from one thread.
 //!
-//! A futex cannot be polled, so a waker thread waits on the wake words of the readers that are
-//! *armed* (they found nothing and asked to be told) all at once with `futex_waitv` (Linux ≥
-//! 5.16), counting itself among each channel's sleepers so that writers call `FUTEX_WAKE` for it
-//! (the same handshake as a sleeping reader, `ring::announce_sleep`). When a word moves it writes
-//! the reader's eventfd and disarms it. One thread serves up to [`PER_THREAD`] armed readers; more
+//! A futex cannot be polled, so a waker thread waits on the bells (the pin tables' futex words)
+//! of the readers that are *armed* (they found nothing and asked to be told) all at once with
+//! `futex_waitv` (Linux ≥ 5.16), counting itself among each channel's sleepers so that writers
+//! ring the bell and call `FUTEX_WAKE` for it (the same handshake as a sleeping reader,
+//! `ring::announce_sleep`). When a channel's `wake` word moves it writes the reader's eventfd and
+//! disarms it. One thread serves up to [`PER_THREAD`] armed readers; more
 //! readers get more threads. Every [`LIVENESS`] it also checks the writers of armed readers and
 //! fires for a dead one. On kernels without `futex_waitv` the thread looks at the words every
 //! millisecond instead (a light poll; said in the docs).
 //!
 //! Where the kernel offers io_uring futex waits (Linux ≥ 6.7), a registration waits without the
-//! thread: its own small ring queues a `FUTEX_WAIT` on the word and signals the eventfd when the
+//! thread: its own small ring queues a `FUTEX_WAIT` on the bell and signals the eventfd when the
 //! writer wakes it (`uring.rs`), one wake-up instead of two. The ring defers its completions to
 //! the reader's thread, so the writer's wake-up signals the eventfd itself; a reader that moves
 //! to another thread gets a new ring there. The thread then only checks those readers' writers
@@ -42,6 +43,9 @@ struct Armed {
     wake_at: usize,
     pins: Arc<Pins>,
     seen: u32,
+    /// The value of the bell of `pins` to wait on, read before counting in (see
+    /// `ring::announce_sleep`); valid while `counted`.
+    rung: u32,
     /// Counted in the channel's sleepers (by the waker thread, or by `arm` for a ring's wait).
     counted: bool,
     /// Waited for by the registration's io_uring: the thread only checks the writer for life.
@@ -162,6 +166,7 @@ impl Registration {
             wake_at,
             pins: pins.clone(),
             seen,
+            rung: 0,
             counted: false,
             uring: false,
         };
@@ -174,15 +179,17 @@ impl Registration {
             if let Some(sock) = &hangup {
                 r.watch_hangup(sock);
             }
-            // The sleeping reader's handshake (`ring::announce_sleep`), then the ring's wait: a
-            // publish after the check bumps the word and, seeing us counted, wakes the wait.
+            // The sleeping reader's handshake (`ring::announce_sleep`), then the ring's wait on
+            // the bell: a publish after the check, seeing us counted, rings it and wakes the wait.
             armed.counted = true;
-            if !ring::announce_sleep(armed.word(), pins.sleepers(), seen) {
+            let Some(rung) = ring::announce_sleep(armed.word(), pins.sleepers(), pins.bell(), seen)
+            else {
                 *a = Some(armed);
                 self.fire(&mut a);
                 return;
-            }
-            armed.uring = r.wait(seg, armed.word(), seen).is_ok();
+            };
+            armed.rung = rung;
+            armed.uring = r.wait(pins, rung).is_ok();
             if armed.uring {
                 // The thread finds it at its next liveness round; no need to wake it now.
                 *a = Some(armed);
@@ -255,10 +262,21 @@ impl Shard {
                     continue;
                 }
                 let moved = if a.counted {
-                    a.word().load(Ordering::Relaxed) != a.seen
+                    // A bell rung by a publish is read with the publish's `wake` (acquire), so a
+                    // new value here with `wake` unmoved was rung by no publish: wait on it.
+                    let bell = a.pins.bell().load(Ordering::Acquire);
+                    let moved = a.word().load(Ordering::Relaxed) != a.seen;
+                    a.rung = bell;
+                    moved
                 } else {
                     a.counted = true;
-                    !ring::announce_sleep(a.word(), a.pins.sleepers(), a.seen)
+                    match ring::announce_sleep(a.word(), a.pins.sleepers(), a.pins.bell(), a.seen) {
+                        Some(rung) => {
+                            a.rung = rung;
+                            false
+                        }
+                        None => true,
+                    }
                 };
                 if moved {
                     r.fire(&mut g);
@@ -270,8 +288,8 @@ impl Shard {
                     continue;
                 }
                 let mut w = futex::Wait::new();
-                w.uaddr = futex::WaitPtr::new(a.word().as_ptr().cast());
-                w.val = a.seen as u64;
+                w.uaddr = futex::WaitPtr::new(a.pins.bell().as_ptr().cast());
+                w.val = a.rung as u64;
                 w.flags = futex::WaitFlags::SIZE_U32;
                 waits.push(w);
             }

@@ -20,9 +20,11 @@
 //! index folded into the stamp. Such a copy is a data race in the language's abstract model,
 //! contained the way crossbeam contains it: the bytes are not trusted until validation succeeds.
 //!
-//! Wake-ups cost a system call only when a reader sleeps: the writer bumps the futex word and
-//! reads the sleeper count with a read-modify-write ([`bump_wake`]); a reader counts itself in
-//! before its last look at the word ([`announce_sleep`]).
+//! Wake-ups cost a system call only when a reader sleeps: the writer bumps `wake` and reads the
+//! sleeper count with a read-modify-write ([`bump_wake`]); a reader counts itself in before its
+//! last look at `wake` ([`announce_sleep`]). Sleepers wait on a second word, the bell, which the
+//! writer rings ([`ring_bell`]) before each `FUTEX_WAKE`: it lies in the pin table, which readers
+//! map read-write (a futex wait on a read-only mapping costs the kernel more).
 
 pub(crate) mod primitive {
     pub(crate) use core::sync::atomic::Ordering;
@@ -55,7 +57,7 @@ pub trait Word {
     fn fence(order: Ordering);
 }
 
-/// A 32-bit word in shared memory: the futex word `wake` or the `sleepers` count.
+/// A 32-bit word in shared memory: `wake`, the `sleepers` count or the bell.
 pub trait Word32 {
     /// Atomic load.
     fn load(&self, order: Ordering) -> u32;
@@ -397,7 +399,7 @@ pub fn unpin<S: Word>(word: &S, bit: u64) {
     word.fetch_and(!bit, Ordering::AcqRel);
 }
 
-/// The writer, after storing `head` for a new frame: bumps the futex word and says whether any
+/// The writer, after storing `head` for a new frame: bumps `wake` and says whether any
 /// reader sleeps (or is about to), i.e. whether `FUTEX_WAKE` is needed. No system call otherwise.
 #[inline]
 pub fn bump_wake<W: Word32>(wake: &W, sleepers: &W) -> bool {
@@ -408,14 +410,26 @@ pub fn bump_wake<W: Word32>(wake: &W, sleepers: &W) -> bool {
     sleepers.fetch_add(0, Ordering::AcqRel) != 0
 }
 
-/// A reader about to sleep on `wake`, which it loaded as `seen` before looking for frames:
-/// counts itself in `sleepers` and returns `true` if it may sleep (`wake` did not move). The
-/// caller calls [`end_sleep`] afterwards either way.
+/// A reader about to sleep, which loaded `wake` as `seen` before looking for frames: counts
+/// itself in `sleepers`; if `wake` did not move, returns the bell's value to sleep on
+/// (`FUTEX_WAIT(bell, value)`), else `None` (look again). The caller calls [`end_sleep`]
+/// afterwards either way.
 #[inline]
-pub fn announce_sleep<W: Word32>(wake: &W, sleepers: &W, seen: u32) -> bool {
+pub fn announce_sleep<W: Word32>(wake: &W, sleepers: &W, bell: &W, seen: u32) -> Option<u32> {
+    // The bell is read before counting in. A writer that sees our count rings it afterwards: its
+    // read-modify-write of `sleepers` comes after ours, so this load happens before its ring and
+    // cannot return the rung value; the wait then returns at once or is woken.
+    let rung = bell.load(Ordering::Relaxed);
     // SYNC POINT: see `bump_wake`.
     sleepers.fetch_add(1, Ordering::AcqRel);
-    wake.load(Ordering::Relaxed) == seen
+    (wake.load(Ordering::Relaxed) == seen).then_some(rung)
+}
+
+/// The writer, when [`publish`], [`set_state`] or any other bump of `wake` said that a reader
+/// sleeps: rings the bell the sleepers wait on. `FUTEX_WAKE(bell)` follows.
+#[inline]
+pub fn ring_bell<W: Word32>(bell: &W) {
+    bell.fetch_add(1, Ordering::Release);
 }
 
 /// Undoes [`announce_sleep`].
@@ -425,7 +439,7 @@ pub fn end_sleep<W: Word32>(sleepers: &W) {
 }
 
 /// The writer's last step of a publish: frame `index` is complete in the slot of `stamp`; store
-/// `head` and bump the futex word. Returns `true` if `FUTEX_WAKE` is needed (someone sleeps).
+/// `head` and bump `wake`. Returns `true` if the bell is to be rung (someone sleeps).
 ///
 /// `sleepers` is looked up after the stores that make the frame visible: finding the word may
 /// take loads that miss (after a large frame's copy, every structure on the way is cold), and a
@@ -445,7 +459,7 @@ pub fn publish<'w, S: Word, W: Word32 + 'w>(
     bump_wake(wake, sleepers())
 }
 
-/// The writer closes (or gives up) the channel: stores `state` and bumps the futex word. Returns
+/// The writer closes (or gives up) the channel: stores `state` and bumps `wake`. Returns
 /// `true` if `FUTEX_WAKE` is needed.
 #[inline]
 pub fn set_state<W: Word32>(state: &W, value: u32, wake: &W, sleepers: &W) -> bool {
@@ -718,13 +732,14 @@ mod loom_tests {
         }
     }
 
-    /// One slot, `head`, the futex word, the sleeper count and the state: what `Writer::commit`,
+    /// One slot, `head`, `wake`, the sleeper count, the bell and the state: what `Writer::commit`,
     /// `Writer::close` and `Reader::wait_for` touch, driven through the library's functions.
     struct Channel {
         slot: Slot,
         head: AtomicU64,
         wake: AtomicU32,
         sleepers: AtomicU32,
+        bell: AtomicU32,
         state: AtomicU32,
         futex: Futex,
     }
@@ -736,6 +751,7 @@ mod loom_tests {
                 head: AtomicU64::new(0),
                 wake: AtomicU32::new(0),
                 sleepers: AtomicU32::new(0),
+                bell: AtomicU32::new(0),
                 state: AtomicU32::new(0),
                 futex: Futex {
                     lock: loom::sync::Mutex::new(()),
@@ -756,18 +772,27 @@ mod loom_tests {
                 &self.sleepers
             });
             if wake && check_sleepers {
-                self.futex.wake_all();
+                self.ring();
             }
         }
         /// `Writer::close`.
         fn close(&self) {
             if set_state(&self.state, 1, &self.wake, &self.sleepers) {
-                self.futex.wake_all();
+                self.ring();
             }
+        }
+        /// `Writer::ring_bell`: the bell, then `FUTEX_WAKE` on it.
+        fn ring(&self) {
+            ring_bell(&self.bell);
+            self.futex.wake_all();
         }
         /// `Reader::wait_for`: load the word, look for a frame, check the state, announce the
         /// sleep, sleep. `Err(())` when the channel closed with nothing left to read.
         fn receive(&self) -> Result<u64, ()> {
+            self.receive_with(|ch, seen| announce_sleep(&ch.wake, &ch.sleepers, &ch.bell, seen))
+        }
+        /// As `receive`, counting in with `announce`, which returns the bell's value to sleep on.
+        fn receive_with(&self, announce: impl Fn(&Self, u32) -> Option<u32>) -> Result<u64, ()> {
             loop {
                 let seen = self.wake.load(Ordering::Relaxed);
                 AtomicU64::fence(Ordering::Acquire);
@@ -779,8 +804,8 @@ mod loom_tests {
                     // Frames published before the close are complete by now: one last look.
                     return self.slot.read().ok_or(());
                 }
-                if announce_sleep(&self.wake, &self.sleepers, seen) {
-                    self.futex.wait(&self.wake, seen);
+                if let Some(rung) = announce(self, seen) {
+                    self.futex.wait(&self.bell, rung);
                 }
                 end_sleep(&self.sleepers);
             }
@@ -832,6 +857,29 @@ mod loom_tests {
                 thread::spawn(move || ch.receive())
             };
             ch.publish(0, false);
+            r.join().unwrap().unwrap();
+        });
+    }
+
+    /// The same for the reader's side: one that reads the bell after counting itself in (instead
+    /// of before, as `announce_sleep` does) may read the value the writer has just rung and
+    /// sleep on it, after the `FUTEX_WAKE`. Run by hand like the test above; it must fail.
+    #[test]
+    #[ignore = "demonstrates a bug; loom must abort with a deadlock"]
+    fn lost_wakeup_is_caught_when_the_reader_reads_the_bell_late() {
+        loom::model(|| {
+            let ch = Arc::new(Channel::new());
+            let r = {
+                let ch = ch.clone();
+                thread::spawn(move || {
+                    ch.receive_with(|ch, seen| {
+                        ch.sleepers.fetch_add(1, Ordering::AcqRel);
+                        (ch.wake.load(Ordering::Relaxed) == seen)
+                            .then(|| ch.bell.load(Ordering::Relaxed))
+                    })
+                })
+            };
+            ch.publish(0, true);
             r.join().unwrap().unwrap();
         });
     }

@@ -77,7 +77,6 @@ impl Link {
     pub fn sleep(
         &self,
         entry: &Entry,
-        seg: &Arc<Segment>,
         wake: &AtomicU32,
         seen: u32,
         timeout: Duration,
@@ -90,9 +89,9 @@ impl Link {
         };
         let mut r = ring.lock().unwrap_or_else(|p| p.into_inner());
         r.watch_hangup(&self.sock);
-        entry.sleep_with(wake, seen, || {
-            if r.wait(seg, wake, seen).is_err() {
-                return crate::wake::wait(wake, seen, timeout);
+        entry.sleep_with(wake, seen, |pins, rung| {
+            if r.wait(pins, rung).is_err() {
+                return crate::wake::wait(pins.bell(), rung, timeout);
             }
             let slept = r.block(timeout);
             r.reap();

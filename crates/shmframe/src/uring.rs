@@ -11,11 +11,10 @@
 //! reader of such a channel sleeps in `io_uring_enter` on both (`FutexRing::block`).
 #![allow(unsafe_code)]
 
-use crate::segment::Segment;
+use crate::pins::Pins;
 use io_uring::{opcode, types, IoUring};
 use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -32,9 +31,9 @@ const HANGUP: u64 = 2;
 /// One reader's ring.
 pub(crate) struct FutexRing {
     ring: IoUring,
-    /// The mapping of the word a submitted wait is queued on, until its completion is reaped: a
+    /// The pin table whose bell a submitted wait is queued on, until its completion is reaped: a
     /// queued wait must never outlive the pages it names.
-    pending: Option<Arc<Segment>>,
+    pending: Option<Arc<Pins>>,
     /// The connection watched for a hang-up (kept open while the watch is queued).
     watched: Option<Arc<OwnedFd>>,
     /// The watched connection hung up.
@@ -144,10 +143,10 @@ impl FutexRing {
         }
     }
 
-    /// Queues a wait on `word` (at `seen`) in `seg`, unless one is queued already: any
-    /// `FUTEX_WAKE` of the word completes that one too. Its completion signals the eventfd;
+    /// Queues a wait on the bell of `pins` (at `rung`), unless one is queued already: any
+    /// `FUTEX_WAKE` of the bell completes that one too. Its completion signals the eventfd;
     /// `Err` if the kernel refused the submission (the caller then falls back to the waker thread).
-    pub fn wait(&mut self, seg: &Arc<Segment>, word: &AtomicU32, seen: u32) -> Result<(), ()> {
+    pub fn wait(&mut self, pins: &Arc<Pins>, rung: u32) -> Result<(), ()> {
         if self.pending.is_some() {
             // A deferred completion signals the eventfd before it is posted: one that came after
             // the caller last reaped may have been emptied with the eventfd since. Post it now,
@@ -158,20 +157,20 @@ impl FutexRing {
             return Ok(());
         }
         let sqe = opcode::FutexWait::new(
-            word.as_ptr().cast_const(),
-            seen as u64,
+            pins.bell().as_ptr().cast_const(),
+            rung as u64,
             FUTEX_BITSET_MATCH_ANY,
             FUTEX2_SIZE_U32,
         )
         .build()
         .user_data(WAIT);
-        // SAFETY: the entry names the futex word by address; the word lies in `seg`'s mapping,
-        // which `self.pending` keeps alive until the wait's completion is reaped (`reap`) or the
+        // SAFETY: the entry names the futex word by address; the word lies in the mapping of
+        // `pins`, which `self.pending` keeps alive until the wait's completion is reaped (`reap`) or the
         // ring is closed (`Drop` order: the ring field is dropped first, cancelling the request).
         // The submission queue has room: at most one wait is queued at a time.
         unsafe { self.ring.submission().push(&sqe) }.map_err(|_| ())?;
         self.ring.submit().map_err(|_| ())?;
-        self.pending = Some(seg.clone());
+        self.pending = Some(pins.clone());
         Ok(())
     }
 

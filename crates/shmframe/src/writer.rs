@@ -298,6 +298,13 @@ enum Occupant {
     Gone,
 }
 
+/// Rings the bell of `pins` (`ring::ring_bell`) and wakes the readers sleeping on it; returns
+/// how many were woken.
+fn ring_bell(pins: &Pins) -> usize {
+    ring::ring_bell(pins.bell());
+    wake::wake_all(pins.bell())
+}
+
 /// Looks at the object under `object` for a takeover. Writes into it only if it is a shmframe
 /// channel of our own uid whose writer is dead: then it is marked superseded (compare-and-swap, so
 /// of two new writers only one wins), its readers woken and its pin table's name removed.
@@ -334,7 +341,11 @@ fn occupant(name: &Name, object: &str) -> Result<Occupant, CreateError> {
         return Ok(Occupant::Contended);
     }
     old.atomic_u32(off::WAKE).fetch_add(1, Ordering::Release);
-    wake::wake_all(old.atomic_u32(off::WAKE));
+    // Its sleeping readers wait on its pin table's bell; a table that cannot be opened has no
+    // sleeper to wake (they look at the channel every `LIVENESS_INTERVAL` in any case).
+    if let Ok(pins) = Pins::open(name, hf.lineage) {
+        ring_bell(&pins);
+    }
     Pins::unlink(name, hf.lineage);
     Ok(Occupant::Stale)
 }
@@ -540,7 +551,7 @@ impl Writer {
             link: None,
         };
         self.ch.wake().fetch_add(1, Ordering::Release);
-        wake::wake_all(self.ch.wake());
+        ring_bell(&self.ch.pins);
         self.last_slot = geom.slot_count - 1;
         self.pinned_since = [0; MAX_SLOTS as usize];
         Ok(())
@@ -826,7 +837,7 @@ impl Writer {
     /// `FUTEX_WAKE`; after many wake-ups that woke nobody, clears the sleeping flags of dead
     /// readers, which would otherwise cost a system call per frame forever.
     fn wake_sleepers(&mut self) {
-        if wake::wake_all(self.ch.wake()) > 0 {
+        if ring_bell(&self.ch.pins) > 0 {
             self.idle_wakes = 0;
             return;
         }
@@ -930,7 +941,7 @@ impl Writer {
         self.store_info();
         let sleepers = self.ch.pins.sleepers();
         if ring::set_state(self.ch.state_word(), state, self.ch.wake(), sleepers) {
-            wake::wake_all(self.ch.wake());
+            ring_bell(&self.ch.pins);
         }
         // Readers see the writer gone from now on, and a new writer may take the name.
         self.ch.seg.unlock_byte(0);

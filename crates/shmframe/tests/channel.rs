@@ -243,22 +243,22 @@ fn corrupt_foreign_truncated_and_lying_segments_are_refused() {
     ));
     assert!(t.elapsed() < LONG);
     std::fs::remove_file(shm_file(n)).unwrap();
-    // Another layout version (1 is the previous layout).
-    for v in [1, 99] {
+    // Another layout version (1 and 2 are the previous layouts).
+    for v in [1, 2, 99] {
         let e = with(&|b| put_u32(b, off::VERSION, v));
         assert!(
             matches!(
                 &e,
                 Some(OpenError::VersionMismatch {
                     found,
-                    expected: 2,
+                    expected: 3,
                     ..
                 }) if *found == v
             ),
             "{e:?}"
         );
     }
-    assert_eq!(shmframe::layout::LAYOUT_VERSION, 2);
+    assert_eq!(shmframe::layout::LAYOUT_VERSION, 3);
     // Truncated: shorter than its current ring, or than a header.
     is(open_crafted(n, &good[..good.len() / 2]), "Truncated");
     is(open_crafted(n, &good[..good.len() - 4096]), "Truncated");
@@ -671,8 +671,8 @@ fn killed(p: &Proc, st: std::process::ExitStatus) -> String {
     format!("{st}{why}; stderr {:?}", stderr_of(p))
 }
 
-/// The writer process wakes whoever sleeps on the channel's futex word the way docs/protocol.md
-/// §4 says (counted in the pin table's `sleepers`, then `FUTEX_WAIT` on `wake`): here this test
+/// The writer process wakes whoever sleeps the way docs/protocol.md §4 says (the pin table's
+/// `bell` read, counted in its `sleepers`, then `FUTEX_WAIT` on `bell`): here this test
 /// itself, mapping the objects as a reader of another implementation would. A writer that skipped
 /// its `FUTEX_WAKE` would leave each wait to its 10 s timeout and fail the test (this library's
 /// readers would not notice: they still get every frame, at their 200 ms liveness checks). How
@@ -711,25 +711,24 @@ fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
         assert_ne!(p, libc::MAP_FAILED, "mmap {}", path.display());
         p.cast()
     };
-    let chan = map(shm_file(&n), false);
     let pins = map(
         pins_file(&n, lineage(&std::fs::read(shm_file(&n)).unwrap())),
         true,
     );
-    // SAFETY: `wake` and `sleepers` are 4-byte aligned words inside the mapped pages (layout
-    // offsets), shared with the writer, which accesses them atomically too; both pages stay
+    // SAFETY: `bell` and `sleepers` are 4-byte aligned words inside the mapped page (layout
+    // offsets), shared with the writer, which accesses them atomically too; the page stays
     // mapped until the end of this function.
-    let (wake, sleepers) = unsafe {
+    let (bell, sleepers) = unsafe {
         (
-            &*chan.add(off::WAKE).cast::<AtomicU32>(),
+            &*pins.add(off::P_BELL).cast::<AtomicU32>(),
             &*pins.add(off::P_SLEEPERS).cast::<AtomicU32>(),
         )
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut outcome = None;
     while outcome.is_none() && Instant::now() < deadline {
+        let rung = bell.load(Ordering::Relaxed);
         sleepers.fetch_add(1, Ordering::AcqRel);
-        let seen = wake.load(Ordering::Relaxed);
         let timeout = libc::timespec {
             tv_sec: 10,
             tv_nsec: 0,
@@ -738,24 +737,23 @@ fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
         let r = unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                wake.as_ptr(),
+                bell.as_ptr(),
                 libc::FUTEX_WAIT,
-                seen,
+                rung,
                 &timeout as *const libc::timespec,
             )
         };
         let errno = std::io::Error::last_os_error().raw_os_error();
         sleepers.fetch_sub(1, Ordering::AcqRel);
-        // EAGAIN: a publish moved the word before the wait began; wait again.
+        // EAGAIN: a publish rang the bell before the wait began; wait again.
         match (r, errno) {
             (0, _) => outcome = Some(Ok(())),
             (_, Some(libc::EAGAIN | libc::EINTR)) => {}
             (_, e) => outcome = Some(Err(e)),
         }
     }
-    // SAFETY: both mappings were made above with this length and are no longer used.
+    // SAFETY: the mapping was made above with this length and is no longer used.
     unsafe {
-        libc::munmap(chan.cast(), PAGE);
         libc::munmap(pins.cast(), PAGE);
     }
     w.kill9();
@@ -763,7 +761,7 @@ fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
     assert_eq!(
         outcome,
         Some(Ok(())),
-        "a FUTEX_WAIT on `wake`, counted in `sleepers`, must be ended by the writer's wake-up \
+        "a FUTEX_WAIT on `bell`, counted in `sleepers`, must be ended by the writer's wake-up \
          (Some(Err(errno)): the wait failed or timed out; None: every wait found the word moved)"
     );
     assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
