@@ -812,19 +812,28 @@ mod loom_tests {
         }
     }
 
+    /// A fresh channel, one reader thread running `receive` on it while this thread runs `write`;
+    /// the reader's result.
+    fn race(
+        receive: impl FnOnce(&Channel) -> Result<u64, ()> + Send + 'static,
+        write: impl FnOnce(&Channel),
+    ) -> Result<u64, ()> {
+        let ch = Arc::new(Channel::new());
+        let r = {
+            let ch = ch.clone();
+            thread::spawn(move || receive(&ch))
+        };
+        write(&ch);
+        r.join().unwrap()
+    }
+
     /// No lost wake-up: a reader that finds no frame and goes to sleep is always woken by the
     /// publish it raced with, although the writer skips `FUTEX_WAKE` when nobody sleeps (loom
     /// reports a deadlock otherwise).
     #[test]
     fn no_lost_wakeup() {
         loom::model(|| {
-            let ch = Arc::new(Channel::new());
-            let r = {
-                let ch = ch.clone();
-                thread::spawn(move || ch.receive())
-            };
-            ch.publish(0, true);
-            assert_eq!(r.join().unwrap(), Ok(0));
+            assert_eq!(race(Channel::receive, |ch| ch.publish(0, true)), Ok(0));
         });
     }
 
@@ -832,14 +841,11 @@ mod loom_tests {
     #[test]
     fn close_after_publish_loses_nothing() {
         loom::model(|| {
-            let ch = Arc::new(Channel::new());
-            let r = {
-                let ch = ch.clone();
-                thread::spawn(move || ch.receive())
+            let write = |ch: &Channel| {
+                ch.publish(0, true);
+                ch.close();
             };
-            ch.publish(0, true);
-            ch.close();
-            assert_eq!(r.join().unwrap(), Ok(0));
+            assert_eq!(race(Channel::receive, write), Ok(0));
         });
     }
 
@@ -851,13 +857,7 @@ mod loom_tests {
     #[ignore = "demonstrates a bug; loom must abort with a deadlock"]
     fn lost_wakeup_is_caught_when_the_writer_ignores_sleepers() {
         loom::model(|| {
-            let ch = Arc::new(Channel::new());
-            let r = {
-                let ch = ch.clone();
-                thread::spawn(move || ch.receive())
-            };
-            ch.publish(0, false);
-            r.join().unwrap().unwrap();
+            race(Channel::receive, |ch| ch.publish(0, false)).unwrap();
         });
     }
 
@@ -867,20 +867,12 @@ mod loom_tests {
     #[test]
     #[ignore = "demonstrates a bug; loom must abort with a deadlock"]
     fn lost_wakeup_is_caught_when_the_reader_reads_the_bell_late() {
+        fn late(ch: &Channel, seen: u32) -> Option<u32> {
+            ch.sleepers.fetch_add(1, Ordering::AcqRel);
+            (ch.wake.load(Ordering::Relaxed) == seen).then(|| ch.bell.load(Ordering::Relaxed))
+        }
         loom::model(|| {
-            let ch = Arc::new(Channel::new());
-            let r = {
-                let ch = ch.clone();
-                thread::spawn(move || {
-                    ch.receive_with(|ch, seen| {
-                        ch.sleepers.fetch_add(1, Ordering::AcqRel);
-                        (ch.wake.load(Ordering::Relaxed) == seen)
-                            .then(|| ch.bell.load(Ordering::Relaxed))
-                    })
-                })
-            };
-            ch.publish(0, true);
-            r.join().unwrap().unwrap();
+            race(|ch| ch.receive_with(late), |ch| ch.publish(0, true)).unwrap();
         });
     }
 
