@@ -113,6 +113,42 @@ pub const PAYLOADS: [(&str, usize); 4] = [
 ];
 
 impl BenchArgs {
+    /// The command line that repeats this run, as the reports print it.
+    pub(crate) fn command(&self) -> String {
+        use std::fmt::Write as _;
+        let mut command = String::from("shmframe bench");
+        if let Some(n) = self.paired {
+            let _ = write!(command, " --paired {n}");
+        }
+        if self.quick {
+            command.push_str(" --quick");
+        }
+        if self.smoke {
+            command.push_str(" --smoke");
+        }
+        if let Some(o) = &self.out {
+            let _ = write!(command, " --out {}", o.display());
+        }
+        if self.low_latency {
+            command.push_str(" --low-latency");
+        }
+        if let Some(n) = self.rounds {
+            let _ = write!(command, " --rounds {n}");
+        }
+        if !self.only.is_empty() {
+            let names: Vec<String> = self
+                .only
+                .iter()
+                .map(|t| format!("{t:?}").to_lowercase())
+                .collect();
+            let _ = write!(command, " --only {}", names.join(","));
+        }
+        if !self.payload.is_empty() {
+            let _ = write!(command, " --payload {}", self.payload.join(","));
+        }
+        command
+    }
+
     /// Whether `--payload` (none: all) asks for the payload named `name` in [`PAYLOADS`].
     pub(crate) fn wants_payload(&self, name: &str) -> bool {
         self.payload.is_empty() || self.payload.iter().any(|p| *p == name.replace(' ', ""))

@@ -10,7 +10,6 @@
 use crate::peer::{quantile, ReadMode, ReaderResult, Transport, WaitMode};
 use crate::{memcpy, pace_us, run_peers, sleep_between_runs, spec, BenchArgs, Budget, PAYLOADS};
 use anyhow::{bail, Context, Result};
-use std::fmt::Write as _;
 use std::time::Duration;
 
 const SHMFRAME: (Transport, ReadMode, WaitMode) =
@@ -63,7 +62,7 @@ pub(crate) fn run(args: &BenchArgs, rounds: u64, b: Budget) -> Result<()> {
         "Spinning zero-copy readers, paced frames, {rounds} back-to-back pairs of runs per \
          payload (shmframe, then iceoryx2, the order alternating).\n"
     );
-    println!("- Command: `{}`", command(args, rounds));
+    println!("- Command: `{}`", args.command());
     println!("- Machine: {}", crate::report::machine());
     println!("- Date: {}\n", crate::report::utc_now());
     println!(
@@ -131,23 +130,6 @@ fn paced_p50(
     }
     lat.sort_unstable();
     Ok(quantile(&lat, 0.5))
-}
-
-fn command(args: &BenchArgs, rounds: u64) -> String {
-    let mut c = format!("shmframe bench --paired {rounds}");
-    if args.quick {
-        c.push_str(" --quick");
-    }
-    if args.smoke {
-        c.push_str(" --smoke");
-    }
-    if args.low_latency {
-        c.push_str(" --low-latency");
-    }
-    if !args.payload.is_empty() {
-        let _ = write!(c, " --payload {}", args.payload.join(","));
-    }
-    c
 }
 
 #[cfg(test)]

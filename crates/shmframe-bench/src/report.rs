@@ -345,37 +345,10 @@ pub fn measure(args: &BenchArgs, b: Budget) -> Result<Report> {
         }
     }
     crate::judge::judge(&mut rows);
-    let mut command = String::from("shmframe bench");
-    if args.quick {
-        command.push_str(" --quick");
-    }
-    if args.smoke {
-        command.push_str(" --smoke");
-    }
-    if let Some(o) = &args.out {
-        let _ = write!(command, " --out {}", o.display());
-    }
-    if args.low_latency {
-        command.push_str(" --low-latency");
-    }
-    if let Some(n) = args.rounds {
-        let _ = write!(command, " --rounds {n}");
-    }
-    if !args.only.is_empty() {
-        let names: Vec<String> = args
-            .only
-            .iter()
-            .map(|t| format!("{t:?}").to_lowercase())
-            .collect();
-        let _ = write!(command, " --only {}", names.join(","));
-    }
-    if !args.payload.is_empty() {
-        let _ = write!(command, " --payload {}", args.payload.join(","));
-    }
     Ok(Report {
         rows,
         fan,
-        command,
+        command: args.command(),
         machine: machine(),
         load_before,
         load_after: loadavg(),

@@ -7,10 +7,10 @@
 //! `futex_waitv` (Linux ≥ 5.16), counting itself among each channel's sleepers so that writers
 //! ring the bell and call `FUTEX_WAKE` for it (the same handshake as a sleeping reader,
 //! `ring::announce_sleep`). When a channel's `wake` word moves it writes the reader's eventfd and
-//! disarms it. One thread serves up to [`PER_THREAD`] armed readers; more
-//! readers get more threads. Every [`LIVENESS`] it also checks the writers of armed readers and
-//! fires for a dead one. On kernels without `futex_waitv` the thread looks at the words every
-//! millisecond instead (a light poll; said in the docs).
+//! disarms it. One thread serves up to [`PER_THREAD`] armed readers; more readers get more
+//! threads. Every [`LIVENESS`] it also checks the writers of armed readers and fires for a dead
+//! one. On kernels without `futex_waitv` the thread looks at the words every millisecond instead
+//! (a light poll; said in the docs).
 //!
 //! Where the kernel offers io_uring futex waits (Linux ≥ 6.7), a registration waits without the
 //! thread: its own small ring queues a `FUTEX_WAIT` on the bell and signals the eventfd when the

@@ -399,8 +399,9 @@ pub fn unpin<S: Word>(word: &S, bit: u64) {
     word.fetch_and(!bit, Ordering::AcqRel);
 }
 
-/// The writer, after storing `head` for a new frame: bumps `wake` and says whether any
-/// reader sleeps (or is about to), i.e. whether `FUTEX_WAKE` is needed. No system call otherwise.
+/// The writer, after storing `head` for a new frame: bumps `wake` and says whether any reader
+/// sleeps (or is about to), i.e. whether to ring the bell ([`ring_bell`]) and call `FUTEX_WAKE`.
+/// No system call otherwise.
 #[inline]
 pub fn bump_wake<W: Word32>(wake: &W, sleepers: &W) -> bool {
     wake.fetch_add(1, Ordering::Release);
@@ -459,8 +460,8 @@ pub fn publish<'w, S: Word, W: Word32 + 'w>(
     bump_wake(wake, sleepers())
 }
 
-/// The writer closes (or gives up) the channel: stores `state` and bumps `wake`. Returns
-/// `true` if `FUTEX_WAKE` is needed.
+/// The writer closes (or gives up) the channel: stores `state` and bumps `wake`. Returns `true`
+/// if the bell is to be rung (someone sleeps).
 #[inline]
 pub fn set_state<W: Word32>(state: &W, value: u32, wake: &W, sleepers: &W) -> bool {
     state.store(value, Ordering::Release);

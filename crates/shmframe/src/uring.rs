@@ -165,8 +165,9 @@ impl FutexRing {
         .build()
         .user_data(WAIT);
         // SAFETY: the entry names the futex word by address; the word lies in the mapping of
-        // `pins`, which `self.pending` keeps alive until the wait's completion is reaped (`reap`) or the
-        // ring is closed (`Drop` order: the ring field is dropped first, cancelling the request).
+        // `pins`, which `self.pending` keeps alive until the wait's completion is reaped (`reap`)
+        // or the ring is closed (`Drop` order: the ring field is dropped first, cancelling the
+        // request).
         // The submission queue has room: at most one wait is queued at a time.
         unsafe { self.ring.submission().push(&sqe) }.map_err(|_| ())?;
         self.ring.submit().map_err(|_| ())?;

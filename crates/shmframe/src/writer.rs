@@ -834,8 +834,8 @@ impl Writer {
         );
     }
 
-    /// `FUTEX_WAKE`; after many wake-ups that woke nobody, clears the sleeping flags of dead
-    /// readers, which would otherwise cost a system call per frame forever.
+    /// Rings the bell and wakes the sleepers; after many wake-ups that woke nobody, clears the
+    /// sleeping flags of dead readers, which would otherwise cost a system call per frame forever.
     fn wake_sleepers(&mut self) {
         if ring_bell(&self.ch.pins) > 0 {
             self.idle_wakes = 0;
