@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use futures_core::Stream;
+use shmframe::layout::off;
 use shmframe::{ReadError, Reader};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -212,7 +213,45 @@ fn a_reader_awaited_in_another_runtime_is_woken_there() {
     six_awaits_each_on_a_new_thread("aiort", &runtimes);
 }
 
-/// Waiting on 64 silent channels costs (next to) no CPU: the waker thread sleeps in the kernel.
+/// Rings the bell of `name`'s pin table and wakes whoever sleeps on it, as any process that may
+/// read the channel can (the table is writable to readers), though no frame was published.
+#[allow(unsafe_code)]
+fn ring_bell_as_a_stranger(name: &str) {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const PAGE: usize = 4096;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pins_file(name))
+        .unwrap();
+    // SAFETY: maps the first page of the pin table (larger than a page) read-write, shared; the
+    // mapping outlives the descriptor and is accessed only through the atomic below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    // SAFETY: `bell` is a 4-byte aligned word inside the mapped page, which other processes
+    // access atomically too; the page stays mapped until the `munmap` below.
+    let bell = unsafe { &*p.cast::<u8>().add(off::P_BELL).cast::<AtomicU32>() };
+    bell.fetch_add(1, Ordering::Release);
+    // SAFETY: FUTEX_WAKE (shared) on a live mapped word; then the mapping, no longer used, goes.
+    unsafe {
+        libc::syscall(libc::SYS_futex, bell.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+        libc::munmap(p, PAGE);
+    }
+}
+
+/// Waiting on 64 silent channels costs (next to) no CPU: the waker thread sleeps in the kernel,
+/// also after a stranger rang each channel's bell (a waiter that kept waiting for the bell's old
+/// value would spin).
 #[test]
 fn waiting_on_silent_channels_is_idle() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,8 +276,12 @@ fn waiting_on_silent_channels_is_idle() {
         for mut r in readers {
             tasks.spawn(async move { r.next_async().await.map(|f| f.index) });
         }
-        // Let every task arm its reader, then measure a quiet second.
+        // Let every task arm its reader, ring every bell, then measure two quiet seconds.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        for g in &guards {
+            ring_bell_as_a_stranger(&g.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let (c0, t0) = (cpu(), Instant::now());
         tokio::time::sleep(Duration::from_secs(2)).await;
         let used = (cpu() - c0, t0.elapsed());

@@ -139,7 +139,7 @@ fn valid_segment_bytes(name: &str) -> (Vec<u8>, Vec<u8>) {
     w.write_typed::<u8, M>(&[4, 4, 3], &[7; 48], Some(&M { a: 1, b: 2 }))
         .unwrap();
     let bytes = std::fs::read(shm_file(name)).unwrap();
-    let pins = std::fs::read(pins_file(name, lineage(&bytes))).unwrap();
+    let pins = std::fs::read(pins_file_of(name, lineage(&bytes))).unwrap();
     w.close().unwrap();
     (bytes, pins)
 }
@@ -156,10 +156,6 @@ fn get_u64(b: &[u8], at: usize) -> u64 {
 /// `HeaderFixed::lineage` of a channel's bytes.
 fn lineage(b: &[u8]) -> u64 {
     get_u64(b, 16)
-}
-/// The pin table of channel `name`, lineage `lineage`.
-fn pins_file(name: &str, lineage: u64) -> std::path::PathBuf {
-    format!("/dev/shm/shmframe-pins.{name}.{lineage:016x}").into()
 }
 /// Offset of the current ring in a channel's bytes (`Header::ring`).
 fn ring_at(b: &[u8]) -> usize {
@@ -210,7 +206,7 @@ fn corrupt_foreign_truncated_and_lying_segments_are_refused() {
     let src = Guard::new("corrupt-src");
     let n = g.name.as_str();
     let (good, good_pins) = valid_segment_bytes(&src.name);
-    let pins_path = pins_file(n, lineage(&good));
+    let pins_path = pins_file_of(n, lineage(&good));
     // The crafted channels below share the source's lineage, so they share one pin table.
     std::fs::write(&pins_path, &good_pins).unwrap();
     assert!(open_crafted(n, &good).is_none(), "the pristine copy opens");
@@ -453,7 +449,7 @@ fn unknown_state_word_does_not_hang_a_reader() {
     let n = g.name.as_str();
     let src = Guard::new("state-src");
     let (mut good, pins) = valid_segment_bytes(&src.name);
-    std::fs::write(pins_file(n, lineage(&good)), &pins).unwrap();
+    std::fs::write(pins_file_of(n, lineage(&good)), &pins).unwrap();
     put_u32(&mut good, off::STATE, 9);
     std::fs::write(shm_file(n), &good).unwrap();
     let t = Instant::now();
@@ -711,10 +707,7 @@ fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
         assert_ne!(p, libc::MAP_FAILED, "mmap {}", path.display());
         p.cast()
     };
-    let pins = map(
-        pins_file(&n, lineage(&std::fs::read(shm_file(&n)).unwrap())),
-        true,
-    );
+    let pins = map(pins_file(&n), true);
     // SAFETY: `bell` and `sleepers` are 4-byte aligned words inside the mapped page (layout
     // offsets), shared with the writer, which accesses them atomically too; the page stays
     // mapped until the end of this function.

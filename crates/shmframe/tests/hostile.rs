@@ -63,15 +63,6 @@ fn put_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
 }
 
-/// The pin table file of the channel standing under `name` right now.
-fn pins_file(name: &str) -> String {
-    let b = std::fs::read(shm_file(name)).expect("channel object");
-    pins_file_of(name, get_u64(&b, 16))
-}
-fn pins_file_of(name: &str, lineage: u64) -> String {
-    format!("/dev/shm/shmframe-pins.{name}.{lineage:016x}")
-}
-
 /// Offsets of the current ring's slots in a channel's bytes.
 fn slot_offsets(b: &[u8]) -> Vec<usize> {
     let ring = get_u64(b, off::RING) as usize;

@@ -47,6 +47,17 @@ pub fn shm_file(name: &str) -> PathBuf {
     PathBuf::from(format!("/dev/shm/shmframe.{name}"))
 }
 
+/// The pin table file of channel `name`, lineage `lineage`.
+pub fn pins_file_of(name: &str, lineage: u64) -> PathBuf {
+    PathBuf::from(format!("/dev/shm/shmframe-pins.{name}.{lineage:016x}"))
+}
+
+/// The pin table file of the channel standing under `name` right now (its header's `lineage`).
+pub fn pins_file(name: &str) -> PathBuf {
+    let b = std::fs::read(shm_file(name)).expect("channel object");
+    pins_file_of(name, u64::from_ne_bytes(b[16..24].try_into().unwrap()))
+}
+
 /// Removes a channel's objects and kills its processes when dropped, so that a failing test
 /// leaves nothing behind.
 pub struct Guard {
