@@ -217,36 +217,11 @@ fn a_reader_awaited_in_another_runtime_is_woken_there() {
 /// read the channel can (the table is writable to readers), though no frame was published.
 #[allow(unsafe_code)]
 fn ring_bell_as_a_stranger(name: &str) {
-    use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const PAGE: usize = 4096;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(pins_file(name))
-        .unwrap();
-    // SAFETY: maps the first page of the pin table (larger than a page) read-write, shared; the
-    // mapping outlives the descriptor and is accessed only through the atomic below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            PAGE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    assert_ne!(p, libc::MAP_FAILED);
-    // SAFETY: `bell` is a 4-byte aligned word inside the mapped page, which other processes
-    // access atomically too; the page stays mapped until the `munmap` below.
-    let bell = unsafe { &*p.cast::<u8>().add(off::P_BELL).cast::<AtomicU32>() };
-    bell.fetch_add(1, Ordering::Release);
-    // SAFETY: FUTEX_WAKE (shared) on a live mapped word; then the mapping, no longer used, goes.
-    unsafe {
-        libc::syscall(libc::SYS_futex, bell.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-        libc::munmap(p, PAGE);
-    }
+    let pins = PinTablePage::map(name);
+    let bell = pins.word(off::P_BELL);
+    bell.fetch_add(1, std::sync::atomic::Ordering::Release);
+    // SAFETY: FUTEX_WAKE (shared) on a word of a live mapping.
+    unsafe { libc::syscall(libc::SYS_futex, bell.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
 /// Waiting on 64 silent channels costs (next to) no CPU: the waker thread sleeps in the kernel,

@@ -676,47 +676,15 @@ fn killed(p: &Proc, st: std::process::ExitStatus) -> String {
 #[test]
 #[allow(unsafe_code)]
 fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
-    use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::Ordering;
     let g = Guard::new("sleeper");
     let n = g.name.to_string();
     let mut w = peer(&[
         "write", &n, "--frames", "3000", "--fps", "50", "--shape", "8x8x1",
     ]);
     w.wait_stderr("writer ready");
-    const PAGE: usize = 4096;
-    let map = |path: std::path::PathBuf, writable: bool| -> *mut u8 {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
-        // SAFETY: maps the first page of a shared-memory object that is larger than a page; the
-        // mapping outlives the descriptor, and is read and written only through atomics below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                prot,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED, "mmap {}", path.display());
-        p.cast()
-    };
-    let pins = map(pins_file(&n), true);
-    // SAFETY: `bell` and `sleepers` are 4-byte aligned words inside the mapped page (layout
-    // offsets), shared with the writer, which accesses them atomically too; the page stays
-    // mapped until the end of this function.
-    let (bell, sleepers) = unsafe {
-        (
-            &*pins.add(off::P_BELL).cast::<AtomicU32>(),
-            &*pins.add(off::P_SLEEPERS).cast::<AtomicU32>(),
-        )
-    };
+    let pins = PinTablePage::map(&n);
+    let (bell, sleepers) = (pins.word(off::P_BELL), pins.word(off::P_SLEEPERS));
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut outcome = None;
     while outcome.is_none() && Instant::now() < deadline {
@@ -745,10 +713,7 @@ fn a_sleeper_counted_in_the_pin_table_is_woken_by_the_writer() {
             (_, e) => outcome = Some(Err(e)),
         }
     }
-    // SAFETY: the mapping was made above with this length and is no longer used.
-    unsafe {
-        libc::munmap(pins.cast(), PAGE);
-    }
+    drop(pins);
     w.kill9();
     channels::remove(&n).unwrap();
     assert_eq!(

@@ -58,6 +58,59 @@ pub fn pins_file(name: &str) -> PathBuf {
     pins_file_of(name, u64::from_ne_bytes(b[16..24].try_into().unwrap()))
 }
 
+/// The first page of channel `name`'s pin table, mapped read-write as a reader of another
+/// implementation would map it; its words are reached through [`PinTablePage::word`].
+pub struct PinTablePage {
+    ptr: *mut libc::c_void,
+}
+
+impl PinTablePage {
+    const LEN: usize = 4096;
+
+    #[allow(unsafe_code)]
+    pub fn map(name: &str) -> PinTablePage {
+        use std::os::fd::AsRawFd;
+        let path = pins_file(name);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // SAFETY: a fresh shared mapping, at an address the kernel picks, of the first page of
+        // an object larger than a page; it outlives the descriptor and is unmapped in `drop`.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap {}", path.display());
+        PinTablePage { ptr }
+    }
+
+    /// The 32-bit word at byte `at` (a layout offset of `PinsHeader`).
+    #[allow(unsafe_code)]
+    pub fn word(&self, at: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(at % 4 == 0 && at + 4 <= Self::LEN);
+        // SAFETY: an aligned word inside the mapped page, which stays mapped while `self` lives;
+        // other processes access it atomically too.
+        unsafe { &*self.ptr.cast::<u8>().add(at).cast() }
+    }
+}
+
+impl Drop for PinTablePage {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, with this length; no word borrowed from it outlives
+        // `self`.
+        unsafe { libc::munmap(self.ptr, Self::LEN) };
+    }
+}
+
 /// Removes a channel's objects and kills its processes when dropped, so that a failing test
 /// leaves nothing behind.
 pub struct Guard {
