@@ -105,6 +105,37 @@ leftovers() {
   ls /dev/shm 2>/dev/null | grep -E '^(shmframe\.|sem\.shmframe|shmframe-test|sft-)' || true
 }
 
+# xvfb_start DIR [WxHxD]: starts Xvfb on a free display (Xvfb picks it and tells it on fd 3),
+# its output in DIR/xvfb.log, and waits until the display answers a client (xdpyinfo, x11-utils);
+# sets XVFB_PID and XVFB_DISPLAY. Returns 1, with Xvfb's log printed, if none answers in 10 s.
+xvfb_start() {
+  local dir="$1" screen="${2:-800x600x24}" _
+  XVFB_DISPLAY=""
+  rm -f "$dir/display"
+  exec 3>"$dir/display"
+  Xvfb -displayfd 3 -screen 0 "$screen" -nolisten tcp >"$dir/xvfb.log" 2>&1 &
+  XVFB_PID=$!
+  exec 3>&-
+  for _ in $(seq 100); do
+    if [ -s "$dir/display" ]; then
+      XVFB_DISPLAY=":$(head -n1 "$dir/display")"
+      xdpyinfo -display "$XVFB_DISPLAY" >/dev/null 2>&1 && return 0
+    fi
+    kill -0 "$XVFB_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "Xvfb (pid $XVFB_PID) did not answer on display '${XVFB_DISPLAY}':"
+  cat "$dir/xvfb.log"
+  kill "$XVFB_PID" 2>/dev/null
+  wait "$XVFB_PID" 2>/dev/null
+  return 1
+}
+
+# xvfb_answers: whether the Xvfb of xvfb_start is alive and its display answers.
+xvfb_answers() {
+  kill -0 "$XVFB_PID" 2>/dev/null && xdpyinfo -display "$XVFB_DISPLAY" >/dev/null 2>&1
+}
+
 # check TITLE COMMAND...: runs one check of a part script, counting it in $passed / $failed.
 passed=0
 failed=0

@@ -20,13 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-exec 3>"$WORK/display"
-Xvfb -displayfd 3 -screen 0 800x600x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-pids+=($!)
-exec 3>&-
-for _ in $(seq 100); do [ -s "$WORK/display" ] && break; sleep 0.1; done
-[ -s "$WORK/display" ] || { cat "$WORK/xvfb.log"; exit 1; }
-export DISPLAY=":$(head -n1 "$WORK/display")"
+xvfb_start "$WORK" || exit 1
+pids+=("$XVFB_PID")
+export DISPLAY="$XVFB_DISPLAY"
 
 "$BIN" write "$CH" --source testsrc --size 640x480 --fps 30 2>/dev/null &
 pids+=($!)

@@ -39,16 +39,9 @@ png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2,
 open(sys.argv[1], "wb").write(png)
 PY
 
-# Xvfb picks a free display number and tells it on fd 3.
-exec 3>"$WORK/display"
-Xvfb -displayfd 3 -screen 0 640x480x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-pids+=($!)
-exec 3>&-
-for _ in $(seq 100); do [ -s "$WORK/display" ] && break; sleep 0.1; done
-if [ ! -s "$WORK/display" ]; then
-  echo "Xvfb did not start:"; cat "$WORK/xvfb.log"; exit 1
-fi
-export DISPLAY=":$(head -n1 "$WORK/display")"
+xvfb_start "$WORK" 640x480x24 || exit 1
+pids+=("$XVFB_PID")
+export DISPLAY="$XVFB_DISPLAY"
 
 "$BIN" write "$CH" --source "$WORK/blocks.png" --fps 30 2>"$WORK/writer.log" &
 pids+=($!)

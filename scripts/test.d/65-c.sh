@@ -210,16 +210,9 @@ cmake_examples() {
 }
 check "CMake builds examples/c and examples/cpp with find_package(shmframe)" cmake_examples
 
-window() {
-  # show.cpp's window under Xvfb (Xvfb picks a free display and tells it on fd 3); q quits.
-  local ch="$tag-window" display
-  exec 3>"$work/display"
-  Xvfb -displayfd 3 -screen 0 800x600x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
-  local xvfb=$!
-  pids+=("$xvfb")
-  exec 3>&-
-  for _ in $(seq 100); do [ -s "$work/display" ] && break; sleep 0.1; done
-  display=":$(head -n1 "$work/display")"
+show_window() {
+  # show.cpp's window on the display of xvfb_start: it shows frames of a writer, q quits.
+  local ch="$tag-window" display="$XVFB_DISPLAY"
   "$work/build-cpp/write" "$ch" --fps 30 --size 320x240 --camera 99 >/dev/null 2>&1 &
   local writer=$!
   pids+=("$writer")
@@ -231,6 +224,7 @@ window() {
   for _ in $(seq 300); do
     id="$(DISPLAY="$display" xdotool search --name "^$ch\$" 2>/dev/null | head -n1)"
     [ -n "$id" ] && grep -q '^frame ' "$work/show.log" && break
+    kill -0 "$show" 2>/dev/null || break
     sleep 0.1
   done
   if [ -n "$id" ]; then
@@ -240,10 +234,33 @@ window() {
   else
     echo "no window titled $ch"
     kill "$show" 2>/dev/null
+    wait "$show" 2>/dev/null
   fi
-  kill "$writer" "$xvfb" 2>/dev/null
-  wait "$writer" "$xvfb" 2>/dev/null
+  kill "$writer" 2>/dev/null
+  wait "$writer" 2>/dev/null
   [ $rc -eq 0 ] && grep -q '^received' "$work/show.log" || { cat "$work/show.log"; return 1; }
+}
+
+window() {
+  # A fresh Xvfb for show_window. If the X server, not show.cpp, failed (it stopped answering or
+  # refused show.cpp's connection), that is said with its log and the test runs once more.
+  local attempt rc x_failed
+  for attempt in 1 2; do
+    xvfb_start "$work" || return 1
+    pids+=("$XVFB_PID")
+    show_window
+    rc=$?
+    x_failed=no
+    if [ $rc -ne 0 ] && { ! xvfb_answers || grep -q 'could not connect to display' "$work/show.log"; }; then
+      x_failed=yes
+      echo "the X server on $XVFB_DISPLAY failed (answers now: $(xvfb_answers && echo yes || echo no)); its log:"
+      cat "$work/xvfb.log"
+    fi
+    kill "$XVFB_PID" 2>/dev/null
+    wait "$XVFB_PID" 2>/dev/null
+    [ $x_failed = yes ] && [ $attempt -eq 1 ] || return $rc
+    echo "once more with a new X server"
+  done
 }
 check "show.cpp: cv::imshow window under Xvfb shows frames, q quits" window
 
