@@ -28,7 +28,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::thread::futex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Armed readers one waker thread serves (`futex_waitv` takes 128 words; one is the thread's own
@@ -125,7 +125,13 @@ impl Registration {
     /// wake-up, at the writer's `FUTEX_WAKE` and again when `reap` posts the completion; reading
     /// after reaping takes both, so the second is no spurious wake-up of the event loop.
     pub fn clear(&self) {
-        if let Some(r) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let (mut ring, moved) = self.ring_here();
+        if moved {
+            // What the old ring watched (the connection's hang-up) completes on its own thread,
+            // out of our reach: the reader checks the writer's life at this look instead.
+            self.writer_gone.store(true, Ordering::Relaxed);
+        }
+        if let Some(r) = ring.as_mut() {
             r.reap();
             if r.hung_up() {
                 // The reader checks the writer's life (its lock and the connection) on this.
@@ -170,11 +176,7 @@ impl Registration {
             counted: false,
             uring: false,
         };
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        if ring.as_ref().is_some_and(|r| !r.usable_here()) {
-            // The reader moved to another thread: the ring it made there serves it now.
-            *ring = FutexRing::new(Some(self.efd.as_fd()));
-        }
+        let (mut ring, _) = self.ring_here();
         if let Some(r) = ring.as_mut() {
             if let Some(sock) = &hangup {
                 r.watch_hangup(sock);
@@ -202,6 +204,17 @@ impl Registration {
         drop(a);
         self.shard.ctl.fetch_add(1, Ordering::Release);
         let _ = futex::wake(&self.shard.ctl, futex::Flags::PRIVATE, 1);
+    }
+
+    /// Locks the ring of the calling thread: a ring made on another thread (the reader moved)
+    /// posts its completions only there, so it is replaced by a new one; `true` if it was.
+    fn ring_here(&self) -> (MutexGuard<'_, Option<FutexRing>>, bool) {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let moved = ring.as_ref().is_some_and(|r| !r.usable_here());
+        if moved {
+            *ring = FutexRing::new(Some(self.efd.as_fd()));
+        }
+        (ring, moved)
     }
 
     fn fire(&self, a: &mut Option<Armed>) {

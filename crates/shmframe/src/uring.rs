@@ -43,6 +43,15 @@ pub(crate) struct FutexRing {
     deferred: Option<ThreadId>,
 }
 
+impl Drop for FutexRing {
+    fn drop(&mut self) {
+        // Closing the ring cancels what is queued; those completions, posted later by the
+        // kernel, must not signal the eventfd, which the reader goes on using with another ring
+        // (it moved to another thread) or no longer watches.
+        self.ring.completion().disable_eventfd();
+    }
+}
+
 impl FutexRing {
     /// A ring whose completions signal `efd`; `None` if this kernel offers no io_uring futex wait
     /// (or io_uring is disabled, or `SHMFRAME_NO_IO_URING` is set in the environment).

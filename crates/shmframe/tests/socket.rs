@@ -292,6 +292,49 @@ fn an_event_loops_reader_sees_the_writers_death_through_the_socket() {
     );
 }
 
+/// Polls `fd` for readability for up to `ms` milliseconds; `true` if it became readable.
+fn readable_within(fd: rustix::fd::BorrowedFd<'_>, ms: i64) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let limit = rustix::time::Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    rustix::event::poll(&mut fds, Some(&limit)).unwrap() > 0
+}
+
+#[test]
+fn an_event_loops_reader_moved_to_another_thread_is_not_woken_by_its_old_ring() {
+    // Where io_uring waits for the reader, its ring belongs to the thread that armed it; a reader
+    // moved to another thread (as a multi-threaded runtime moves a task) gets a new ring there.
+    // Closing the old one cancels its queued wait and hang-up watch, and those completions must
+    // not make the descriptor readable with nothing to do.
+    let dir = Dir::new("sk-moved");
+    let opts = WriterOptions::new().socket(dir.sock());
+    let mut w = Writer::create(&unique("skmv"), opts).unwrap();
+    let mut r = Reader::connect(dir.sock()).unwrap();
+    assert!(r.try_next().unwrap().is_none(), "armed on this thread");
+    std::thread::spawn(move || {
+        assert!(r.try_next().unwrap().is_none(), "armed again on another");
+        for look in 0..3 {
+            let fd = r.readiness_fd().unwrap();
+            assert!(
+                !readable_within(fd, 300),
+                "readable with nothing published (look {look})"
+            );
+        }
+        // The new ring serves the reader: a frame makes the descriptor readable.
+        w.write(DType::U8, &[1], &[7]).unwrap();
+        assert!(readable_within(r.readiness_fd().unwrap(), 10_000));
+        assert_eq!(r.try_next().unwrap().map(|f| f.data), Some(vec![7]));
+        w.close().unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn an_event_loops_reader_takes_every_frame_before_the_close() {
     let dir = Dir::new("sk-drain");
