@@ -243,6 +243,19 @@ fn readers_see_the_writers_death_through_the_socket() {
     );
 }
 
+/// Polls `fd` for readability for up to `limit`; `true` if it became readable.
+fn readable_within(fd: rustix::fd::BorrowedFd<'_>, limit: Duration) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let limit = rustix::time::Timespec {
+        tv_sec: limit.as_secs() as i64,
+        tv_nsec: limit.subsec_nanos() as i64,
+    };
+    rustix::event::poll(&mut fds, Some(&limit)).unwrap() > 0
+}
+
 #[test]
 fn an_event_loops_reader_sees_the_writers_death_through_the_socket() {
     let dir = Dir::new("sk-death-poll");
@@ -258,16 +271,10 @@ fn an_event_loops_reader_sees_the_writers_death_through_the_socket() {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut looks = 0;
         loop {
-            let fd = r.readiness_fd().unwrap();
-            let mut fds = [rustix::event::PollFd::new(
-                &fd,
-                rustix::event::PollFlags::IN,
-            )];
-            let limit = rustix::time::Timespec {
-                tv_sec: deadline.saturating_duration_since(Instant::now()).as_secs() as i64,
-                tv_nsec: 0,
-            };
-            rustix::event::poll(&mut fds, Some(&limit)).unwrap();
+            readable_within(
+                r.readiness_fd().unwrap(),
+                deadline.saturating_duration_since(Instant::now()),
+            );
             looks += 1;
             match r.try_next() {
                 Ok(None) if Instant::now() < deadline => continue,
@@ -292,19 +299,6 @@ fn an_event_loops_reader_sees_the_writers_death_through_the_socket() {
     );
 }
 
-/// Polls `fd` for readability for up to `ms` milliseconds; `true` if it became readable.
-fn readable_within(fd: rustix::fd::BorrowedFd<'_>, ms: i64) -> bool {
-    let mut fds = [rustix::event::PollFd::new(
-        &fd,
-        rustix::event::PollFlags::IN,
-    )];
-    let limit = rustix::time::Timespec {
-        tv_sec: ms / 1000,
-        tv_nsec: (ms % 1000) * 1_000_000,
-    };
-    rustix::event::poll(&mut fds, Some(&limit)).unwrap() > 0
-}
-
 #[test]
 fn an_event_loops_reader_moved_to_another_thread_is_not_woken_by_its_old_ring() {
     // Where io_uring waits for the reader, its ring belongs to the thread that armed it; a reader
@@ -321,13 +315,16 @@ fn an_event_loops_reader_moved_to_another_thread_is_not_woken_by_its_old_ring() 
         for look in 0..3 {
             let fd = r.readiness_fd().unwrap();
             assert!(
-                !readable_within(fd, 300),
+                !readable_within(fd, Duration::from_millis(300)),
                 "readable with nothing published (look {look})"
             );
         }
         // The new ring serves the reader: a frame makes the descriptor readable.
         w.write(DType::U8, &[1], &[7]).unwrap();
-        assert!(readable_within(r.readiness_fd().unwrap(), 10_000));
+        assert!(readable_within(
+            r.readiness_fd().unwrap(),
+            Duration::from_secs(10)
+        ));
         assert_eq!(r.try_next().unwrap().map(|f| f.data), Some(vec![7]));
         w.close().unwrap();
     })
